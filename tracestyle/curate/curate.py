@@ -1,0 +1,141 @@
+"""The curate stage: read traces from any source, apply filters, write kept.jsonl and dropped.jsonl."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from tracestyle.curate.filters import FILTERS, FilterContext, norm_text
+from tracestyle.curate.kg_questions import get_kg
+from tracestyle.curate.verdict import Verdict
+from tracestyle.errors import InputError
+from tracestyle.jsonl import finite_number, read_jsonl, strip_meta, write_jsonl
+from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.progress import progress_bar
+from tracestyle.prompts import Register
+
+DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "text": "text", "register": "register"}
+ROW_FILTERS = ("length", "correct", "kg_path", "compliance", "judge")
+
+
+def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problems: dict[str, dict],
+                   need_register: bool) -> list[dict]:
+    """Map user field names onto ours and check types, naming file, line and field on the first problem."""
+    f = {**DEFAULT_FIELDS, **(fields or {})}
+    out = []
+    for r in rows:
+        line = r.get("__line__")
+        for key in ("question", "gold", "text"):
+            if f[key] not in r or r[f[key]] is None:
+                raise InputError("missing required field", path, line, f[key])
+        if not isinstance(r[f["text"]], str):
+            raise InputError(f"expected a string, got {type(r[f['text']]).__name__}", path, line, f["text"])
+        if not isinstance(r[f["question"]], str) or not r[f["question"]].strip():
+            raise InputError("expected a non-empty string", path, line, f["question"])
+        gold = r[f["gold"]]
+        if isinstance(gold, bool) or not (isinstance(gold, str) and gold.strip() or finite_number(gold)):
+            raise InputError("expected a non-empty string or a finite number", path, line, f["gold"])
+        if need_register and not isinstance(r.get(f["register"]), str):
+            raise InputError("missing required field (the compliance filter needs it)", path, line, f["register"])
+        pid = r.get(f["id"], f"line-{line}")
+        if not isinstance(pid, (str, int)) or isinstance(pid, bool):
+            raise InputError("expected a string or integer id", path, line, f["id"])
+        row = {**r, "problem_id": str(pid), "question": r[f["question"]], "gold": str(gold), "text": r[f["text"]],
+               "register": r.get(f["register"])}
+        prob = r.get("problem") if isinstance(r.get("problem"), dict) else problems.get(str(pid))
+        if prob is None:
+            prob = {"id": str(pid), "task": task, "question": row["question"], "gold": row["gold"]}
+        if prob.get("task") != task:
+            raise InputError(f"row is a '{prob.get('task')}' problem but --task is '{task}'", path, line, "task")
+        row["problem"] = prob
+        row["task"] = task
+        out.append(row)
+    return out
+
+
+def curate(in_path: str | Path, out_dir: str | Path, task: str, filters: list[str],
+           registers: dict[str, Register], fields: dict | None = None, problems_path: str | Path | None = None,
+           eval_path: str | Path | None = None, kg_path: str | None = None, min_chars: int = 1,
+           max_chars: int = 20000, judge=None, parquet: bool = False, quiet: bool = False) -> dict:
+    t0 = time.time()
+    if task not in ("gsm8k", "kg"):
+        raise InputError(f"unknown task '{task}' (gsm8k, kg)", field="task")
+    for name in filters:
+        FILTERS.get(name)
+    inputs = [p for p in (in_path, problems_path, eval_path) if p]
+    cfg = {"task": task, "filters": filters, "fields": fields, "registers": {n: r.version for n, r in registers.items()},
+           "kg": kg_path, "min_chars": min_chars, "max_chars": max_chars, "judge": bool(judge)}
+    out = Path(out_dir)
+    if is_complete(out, cfg, inputs):
+        return {"skipped": True}
+    # read and validate everything before writing anything, so bad input leaves the output folder untouched
+    problems = {}
+    if problems_path:
+        problems = {str(p["id"]): strip_meta(p) for p in read_jsonl(problems_path, required=("id", "question", "gold"))}
+    rows = normalize_rows(read_jsonl(in_path), str(in_path), task, fields or {}, problems, "compliance" in filters)
+    ctx = FilterContext(registers=registers, min_chars=min_chars, max_chars=max_chars, judge=judge)
+    if eval_path:
+        ctx.eval_questions = {norm_text(r["question"]) for r in read_jsonl(eval_path, required=("question",))}
+    if "kg_path" in filters and task == "kg":
+        for r in rows:
+            p = r["problem"]
+            if "path" not in p or "start" not in p:
+                raise InputError("kg_path needs the problem's start and path: keep the 'problem' field or pass "
+                                 "--problems", str(in_path), r.get("__line__"), "problem")
+        domains = {r["problem"].get("domain") for r in rows}
+        if kg_path:
+            kg = get_kg(kg_path)
+            ctx.kgs = {d: kg for d in domains}
+        else:
+            ctx.kgs = {d: get_kg(d) for d in domains if d}
+    kept, dropped = [], []
+    fail_counts: Counter = Counter()
+    with progress_bar("curate", len(rows), quiet) as adv:
+        for r in rows:
+            verdicts: dict[str, Verdict] = {}
+            for name in [f for f in filters if f in ROW_FILTERS]:
+                verdicts[name] = FILTERS.get(name)(r, ctx)
+            bad = [v.reason for v in verdicts.values() if not v.ok]
+            if not bad:
+                for name in [f for f in filters if f not in ROW_FILTERS]:
+                    v = FILTERS.get(name)(r, ctx)
+                    verdicts[name] = v
+                    if not v.ok:
+                        bad.append(v.reason)
+            for name, v in verdicts.items():
+                if not v.ok:
+                    fail_counts[name] += 1
+            checks = {n: {"ok": v.ok, "reason": v.reason, "extracted": v.extracted, **v.details}
+                      for n, v in verdicts.items()}
+            row = {**strip_meta(r), "checks": checks}
+            if bad:
+                dropped.append({**row, "reason": bad[0], "reasons": bad})
+            else:
+                kept.append(row)
+            adv(1)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "kept.jsonl", kept)
+    write_jsonl(out / "dropped.jsonl", dropped)
+    if parquet:
+        write_parquet(out / "kept.parquet", kept)
+    regs = sorted({r["register"] or "" for r in rows})
+    counts = {"rows": len(rows), "kept": len(kept), "dropped": len(dropped),
+              "drop_reasons": dict(Counter(d["reason"] for d in dropped)),
+              "filter_failures": dict(fail_counts),
+              "per_register": {g: {"kept": sum(1 for r in kept if r["register"] == g),
+                                   "dropped": sum(1 for r in dropped if r["register"] == g)} for g in regs}}
+    write_manifest(out, "curate", cfg, inputs, counts, t0)
+    return {"skipped": False, **counts}
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    import json
+    import os
+
+    import polars as pl
+
+    flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]
+    tmp = path.with_suffix(".parquet.tmp")
+    pl.DataFrame(flat, infer_schema_length=None).write_parquet(tmp)
+    os.replace(tmp, path)

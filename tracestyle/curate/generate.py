@@ -1,0 +1,83 @@
+"""The generate stage: problems x registers x k samples -> traces.jsonl, with provenance on every row."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
+from tracestyle.curate.teacher_template import template_trace
+from tracestyle.jsonl import write_jsonl
+from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.progress import progress_bar
+from tracestyle.prompts import Register
+
+
+def _row(problem: dict, reg: Register, teacher: str, model: str | None, sample: int, text: str) -> dict:
+    return {
+        "problem_id": problem["id"], "task": problem["task"], "register": reg.name,
+        "register_version": reg.version, "teacher": teacher, "teacher_model": model, "sample": sample,
+        "text": text, "gold": problem["gold"], "question": problem["question"], "split": problem.get("split"),
+        "source_index": problem.get("source_index"), "seed": problem.get("seed"),
+        "difficulty": problem.get("difficulty", {}), "problem": problem,
+    }
+
+
+def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path, teacher: str = "template",
+             openai_cfg: OpenAIConfig | None = None, cache: str | Path | None = None,
+             vllm_model: str | None = None, inputs: list[str | Path] = (), quiet: bool = False) -> dict:
+    """Write out_dir/traces.jsonl (and failed.jsonl for an LLM teacher); skip when the manifest matches."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    cfg = {"teacher": teacher, "registers": {n: r.version for n, r in registers.items()},
+           "problems": [p["id"] for p in problems], "openai": openai_cfg.public() if openai_cfg else None,
+           "vllm_model": vllm_model}
+    if is_complete(out, cfg, list(inputs)):
+        return {"skipped": True, "rows": None}
+    failed: list[dict] = []
+    extra: dict = {}
+    if teacher == "template":
+        rows = []
+        with progress_bar("template teacher", len(problems) * len(registers), quiet) as adv:
+            for reg in registers.values():
+                for p in problems:
+                    rows.append(_row(p, reg, "template", None, 0, template_trace(p, reg)))
+                    adv(1)
+    elif teacher == "openai":
+        ocfg = openai_cfg or OpenAIConfig()
+        jobs = [Job(reg.teacher_messages(p["task"], p), {"problem_id": p["id"], "register": reg.name})
+                for reg in registers.values() for p in problems]
+        with progress_bar(f"openai teacher ({ocfg.model})", len(jobs), quiet) as adv:
+            tch = OpenAITeacher(ocfg, cache or out / "cache" / "responses.jsonl", progress=adv)
+            results, failed = tch.run(jobs)
+        by_id = {p["id"]: p for p in problems}
+        order = {(reg, p["id"]): i for i, (reg, p) in enumerate((r, p) for r in registers for p in problems)}
+        results.sort(key=lambda r: (order[(r["register"], r["problem_id"])], r["sample"]))
+        rows = [dict(_row(by_id[r["problem_id"]], registers[r["register"]], "openai", ocfg.model, r["sample"],
+                          r["text"]), finish_reason=r.get("finish_reason")) for r in results]
+        st = tch.stats
+        extra["usage"] = {"requests": st.requests, "cache_hits": st.cache_hits, "retries": st.retries,
+                          "failed": st.failed, "prompt_tokens": st.prompt_tokens,
+                          "completion_tokens": st.completion_tokens, "faults": st.faults,
+                          "seconds": round(tch.elapsed, 3)}
+    elif teacher == "vllm":
+        from tracestyle.curate.teacher_vllm import generate_vllm
+        if not vllm_model:
+            from tracestyle.errors import InputError
+            raise InputError("the vllm teacher needs --model", field="model")
+        ocfg = openai_cfg or OpenAIConfig()
+        pairs = [(reg, p) for reg in registers.values() for p in problems]
+        outs = generate_vllm(vllm_model, [reg.teacher_messages(p["task"], p) for reg, p in pairs], ocfg.k,
+                             ocfg.temperature, ocfg.top_p, ocfg.max_tokens, ocfg.seed)
+        rows = [_row(p, reg, "vllm", vllm_model, i, t) for (reg, p), texts in zip(pairs, outs)
+                for i, t in enumerate(texts)]
+    else:
+        from tracestyle.errors import InputError
+        raise InputError(f"unknown teacher '{teacher}' (template, openai, vllm)", field="teacher")
+    write_jsonl(out / "traces.jsonl", rows)
+    write_jsonl(out / "failed.jsonl", [{k: v for k, v in f.items()} for f in failed])
+    counts = {"rows": len(rows), "failed": len(failed), "problems": len(problems),
+              "per_register": {n: sum(1 for r in rows if r["register"] == n) for n in registers}}
+    write_manifest(out, "generate", cfg, list(inputs), counts, t0, extra)
+    return {"skipped": False, "rows": len(rows), "failed": len(failed), **extra}

@@ -1,0 +1,153 @@
+"""Rule-generated multi-hop questions over a knowledge graph, deterministic from a seed.
+
+Splits are hop ranges (default train 1-3, eval 4-5). Where ranges overlap, a path's hash decides its split,
+so train and eval never share a question or a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from random import Random
+
+from tracestyle.curate.kg_domains import BUILTIN
+from tracestyle.curate.kg_graph import KnowledgeGraph, load_kg
+from tracestyle.errors import InputError
+
+DEFAULT_HOPS = {"train": (1, 3), "eval": (4, 5)}
+LETTERS = "ABCD"
+
+
+def get_kg(domain: str) -> KnowledgeGraph:
+    if domain in BUILTIN:
+        return BUILTIN[domain]()
+    if Path(domain).suffix == ".json" or Path(domain).exists():
+        return load_kg(domain)
+    raise InputError(f"unknown KG domain '{domain}' (built in: {', '.join(BUILTIN)}; or a path to a KG .json)",
+                     field="domain")
+
+
+def _path_key(start: str, hops: list[dict]) -> str:
+    sig = start + "|" + "|".join(f"{h['relation']}{'^' if h['inverse'] else ''}" for h in hops)
+    return hashlib.sha256(sig.encode()).hexdigest()
+
+
+def _walk(kg: KnowledgeGraph, rng: Random, n_hops: int) -> tuple[str, list[dict]] | None:
+    start = rng.choice(sorted(kg.entities))
+    cur, seen, hops = start, {start}, []
+    for _ in range(n_hops):
+        options = []
+        for rel in kg.relations.values():
+            for inverse in (False, True):
+                tg = kg.targets(cur, rel.name, inverse)
+                # exactly one target keeps the answer unique; unseen keeps the chain from looping back
+                if len(tg) == 1 and tg[0] not in seen:
+                    options.append((rel.name, inverse, tg[0]))
+        if not options:
+            return None
+        rname, inverse, nxt = rng.choice(sorted(options))
+        hops.append({"from": cur, "relation": rname, "inverse": inverse, "to": nxt,
+                     "phrase": kg.phrase(rname, inverse)})
+        seen.add(nxt)
+        cur = nxt
+    return start, hops
+
+
+def _split_of(key: str, hops: int, ranges: dict[str, tuple[int, int]]) -> str | None:
+    fits = [s for s, (lo, hi) in ranges.items() if lo <= hops <= hi]
+    if len(fits) <= 1:
+        return fits[0] if fits else None
+    return "eval" if int(key[:8], 16) % 5 == 0 else "train"
+
+
+def _distractors(kg: KnowledgeGraph, rng: Random, path_edges: set, entities: list[str], k: int) -> list[tuple]:
+    near = sorted(e for e in kg.edges if (e[0] in entities or e[2] in entities) and e not in path_edges)
+    rng.shuffle(near)
+    out = near[: max(1, k // 2)]
+    rest = sorted(kg.edges - path_edges - set(out))
+    out += rng.sample(rest, min(k - len(out), len(rest)))
+    return out
+
+
+def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, split: str, idx: int,
+                 seed: int, mc: bool, open_book: bool, key: str) -> dict:
+    answer = hops[-1]["to"]
+    atype, stype = kg.entities[answer], kg.entities[start]
+    chain = " -> ".join(h["phrase"] for h in hops)
+    query = (f'Start at the {stype.replace("_", " ")} "{start}". Follow these links in order: {chain}. '
+             f"Which {atype.replace('_', ' ')} do you reach?")
+    parts = []
+    facts: list[str] = []
+    if open_book:
+        path_edges = {(h["to"], h["relation"], h["from"]) if h["inverse"] else (h["from"], h["relation"], h["to"])
+                      for h in hops}
+        ents = [start] + [h["to"] for h in hops]
+        facts = [kg.fact(e) for e in sorted(path_edges) + _distractors(kg, rng, path_edges, ents, len(hops) + 2)]
+        rng.shuffle(facts)
+        parts.append("Facts:\n" + "\n".join(facts))
+    parts.append("Question: " + query)
+    gold, choices = answer, None
+    if mc:
+        on_path = {start} | {h["to"] for h in hops}
+        pool = [e for e in kg.of_type(atype) if e not in on_path]
+        if len(pool) < 3:
+            raise InputError(f"type '{atype}' has fewer than 4 entities: cannot make multiple choice", field="mc")
+        choices = rng.sample(pool, 3) + [answer]
+        rng.shuffle(choices)
+        gold = LETTERS[choices.index(answer)]
+        parts.append("Options:\n" + "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)))
+    return {
+        "id": f"kg-{kg.name}-{split}-s{seed}-{idx}",
+        "task": "kg",
+        "domain": kg.name,
+        "split": split,
+        "seed": seed,
+        "source_index": idx,
+        "question": "\n\n".join(parts),
+        "query": query,
+        "gold": gold,
+        "answer_entity": answer,
+        "answer_type": atype,
+        "start": start,
+        "start_type": stype,
+        "choices": choices,
+        "mc": mc,
+        "open_book": open_book,
+        "facts": facts,
+        "path": hops,
+        "path_key": key,
+        "difficulty": {"hops": len(hops)},
+    }
+
+
+def generate_kg_problems(domain: str = "devops", split: str = "train", n: int = 100, seed: int = 0,
+                         hop_ranges: dict[str, tuple[int, int]] | None = None, mc: bool = False,
+                         open_book: bool = True, kg: KnowledgeGraph | None = None) -> list[dict]:
+    ranges = dict(hop_ranges or DEFAULT_HOPS)
+    if split not in ranges:
+        raise InputError(f"unknown split '{split}' (known: {', '.join(ranges)})", field="split")
+    for s, (lo, hi) in ranges.items():
+        if not (1 <= lo <= hi <= 8):
+            raise InputError(f"hop range {lo}-{hi} for split '{s}' must satisfy 1 <= lo <= hi <= 8", field="hops")
+    if n < 1:
+        raise InputError("n must be at least 1", field="n")
+    kg = kg or get_kg(domain)
+    lo, hi = ranges[split]
+    out, seen = [], set()
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 200 * n + 2000:
+            raise InputError(f"could not make {n} distinct {lo}-{hi} hop questions from KG '{kg.name}' "
+                             f"(made {len(out)}); lower n or widen the hop range", field="n")
+        rng = Random(f"{kg.name}|{seed}|{split}|{attempts}")
+        walk = _walk(kg, rng, rng.randint(lo, hi))
+        if walk is None:
+            continue
+        start, hops = walk
+        key = _path_key(start, hops)
+        if key in seen or _split_of(key, len(hops), ranges) != split:
+            continue
+        seen.add(key)
+        out.append(make_problem(kg, start, hops, rng, split, len(out), seed, mc, open_book, key))
+    return out

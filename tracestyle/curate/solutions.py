@@ -1,0 +1,79 @@
+"""The known solution of a problem as template context: the same content for every register."""
+
+from __future__ import annotations
+
+import re
+
+from tracestyle.curate.gsm8k import split_sentences
+from tracestyle.curate.numbers import all_numbers, numbers_equal, parse_number
+
+# wording that hides an operation, and what it asks for; the Gold register translates the ones a question uses
+TRICKY = [
+    (r"\bhalf\b", "half", "divide by 2"),
+    (r"\btwice\b", "twice", "multiply by 2"),
+    (r"\bdouble\b", "double", "multiply by 2"),
+    (r"\btriple\b", "triple", "multiply by 3"),
+    (r"\bthe rest\b", "the rest", "what is left after subtracting the parts already named"),
+    (r"\bremainder\b", "remainder", "what is left after subtracting the parts already named"),
+    (r"\bmore than\b", "more than", "add to the quantity it is compared with"),
+    (r"\b(?:less|fewer) than\b", "less than", "subtract from the quantity it is compared with"),
+    (r"\bpercent\b|%", "percent", "divide by 100 and multiply by the whole"),
+    (r"\bdozens?\b", "dozen", "12 of something"),
+    (r"\beach\b", "each", "the amount for one item, multiplied by the number of items"),
+    (r"\bper\b", "per", "a rate, multiplied by how many units there are"),
+    (r"\baltogether\b|\bin total\b", "in total", "add all the parts together"),
+    (r"\bhow (?:much|many) more\b", "how much more", "the difference: subtract the smaller from the larger"),
+]
+KG_CONNECTIVES = ["Following the first link", "Then", "After that", "Next", "Beyond that", "Further on",
+                  "Continuing", "From there"]
+
+
+def gsm8k_solution(problem: dict) -> dict:
+    sents = split_sentences(problem["question"])
+    goal_idx = [i for i, s in enumerate(sents) if s.endswith("?")] or [len(sents) - 1]
+    goal = " ".join(sents[i] for i in goal_idx)
+    facts = [s for i, s in enumerate(sents) if i not in goal_idx] or [problem["question"]]
+    tricky, seen = [], set()
+    for rx, phrase, meaning in TRICKY:
+        if re.search(rx, problem["question"], re.IGNORECASE) and meaning not in seen:
+            tricky.append({"phrase": phrase, "meaning": meaning})
+            seen.add(meaning)
+    steps = problem["steps"]
+    results = []  # (step number, value) of every earlier calculator result
+    reused = []
+    for i, s in enumerate(steps, 1):
+        for c in s["calcs"]:
+            for v in all_numbers(c["expr"]):
+                src = next((n for n, r in reversed(results) if numbers_equal(r, v)), None)
+                if src is not None and src != i and v not in (1, 2) and \
+                        not any(r["step"] == i and r["source"] == src for r in reused):
+                    reused.append({"step": i, "source": src, "value": _fmt(v)})
+        for c in s["calcs"]:
+            v = parse_number(c["result"])
+            if v is not None:
+                results.append((i, v))
+    return {"question": problem["question"], "facts": facts, "goal": goal, "tricky": tricky[:3],
+            "steps": steps, "reused": reused[:4], "answer": problem["gold"]}
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def kg_solution(problem: dict) -> dict:
+    hops = [{"head": h["from"], "phrase": h["phrase"], "tail": h["to"], "relation": h["relation"],
+             "inverse": h["inverse"]} for h in problem["path"]]
+    inv = []
+    for h in hops:
+        if h["inverse"] and h["phrase"] not in inv:
+            inv.append(h["phrase"])
+    n = len(hops)
+    conn = KG_CONNECTIVES[: n - 1] + ["Finally"] if n > 1 else ["Following the only link"]
+    return {"question": problem.get("query", problem["question"]), "start": problem["start"],
+            "start_type": problem["start_type"].replace("_", " "), "hops": hops, "inverse_phrases": inv,
+            "answer": problem["answer_entity"], "answer_type": problem["answer_type"].replace("_", " "),
+            "final": problem["gold"], "mc": problem.get("mc", False), "connectives": conn}
+
+
+def solution_context(problem: dict) -> dict:
+    return kg_solution(problem) if problem.get("task") == "kg" else gsm8k_solution(problem)

@@ -1,0 +1,229 @@
+"""OpenAI-compatible teacher: async, bounded concurrency, rate limits, retries with backoff, k samples,
+a content-addressed response cache (a rerun sends 0 requests), failed requests kept with their reason."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from tracestyle.curate.ratelimit import Bucket
+from tracestyle.errors import InputError
+from tracestyle.jsonl import AppendLog
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class OpenAIConfig:
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "smollm2"
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    k: int = 1
+    n_mode: str = "auto"          # auto: send n=k, fall back to k requests if fewer come back; param; repeat
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    max_retries: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    def sampling(self) -> dict:
+        return {"model": self.model, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def public(self) -> dict:
+        return asdict(self)  # holds the env var's *name* only, never the key
+
+
+def cache_key(messages: list[dict], sampling: dict, sample: int) -> str:
+    blob = json.dumps({"messages": messages, "sampling": sampling, "sample": sample}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class Job:
+    """One prompt that needs k samples; `meta` travels to the output row untouched."""
+    messages: list[dict]
+    meta: dict
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    faults: dict = field(default_factory=dict)
+
+    def fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+
+class RetryableError(Exception):
+    def __init__(self, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(kind)
+        self.kind, self.retry_after = kind, retry_after
+
+
+class FatalError(Exception):
+    pass
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    v = resp.headers.get("retry-after")
+    try:
+        return min(float(v), 120.0) if v is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAITeacher:
+    def __init__(self, cfg: OpenAIConfig, cache_path: str | Path,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.cfg = cfg
+        self.cache_path = Path(cache_path)
+        self.progress = progress or (lambda n: None)
+        self.stats = Stats()
+        self.api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        self._server_ignores_n = cfg.n_mode == "repeat"
+
+    async def _post(self, client: httpx.AsyncClient, body: dict) -> dict:
+        try:
+            resp = await client.post("/chat/completions", json=body)
+        except httpx.TimeoutException:
+            raise RetryableError("timeout") from None
+        except (httpx.TransportError, httpx.StreamError) as e:
+            raise RetryableError("connection:" + type(e).__name__) from None
+        if resp.status_code in RETRY_STATUS:
+            raise RetryableError(f"http_{resp.status_code}", _retry_after(resp))
+        if resp.status_code >= 400:
+            raise FatalError(f"http_{resp.status_code}: {resp.text[:200]}")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise RetryableError("malformed_json") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise RetryableError("empty_choices")
+        for ch in data["choices"]:
+            msg = ch.get("message") if isinstance(ch, dict) else None
+            if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+                raise RetryableError("malformed_choice")
+        return data
+
+    async def _request(self, client, body: dict, rpm: Bucket, tpm: Bucket) -> dict:
+        est = body["max_tokens"] * body.get("n", 1) + sum(len(m["content"]) for m in body["messages"]) // 4
+        last = "unknown"
+        for attempt in range(self.cfg.max_retries + 1):
+            await rpm.take(1)
+            await tpm.take(est)
+            self.stats.requests += 1
+            try:
+                data = await self._post(client, body)
+                used = data.get("usage") or {}
+                self.stats.prompt_tokens += int(used.get("prompt_tokens") or 0)
+                self.stats.completion_tokens += int(used.get("completion_tokens") or 0)
+                tpm.refund(max(0, est - int(used.get("total_tokens") or est)))
+                return data
+            except RetryableError as e:
+                last = e.kind
+                self.stats.fault(e.kind)
+                if attempt == self.cfg.max_retries:
+                    break
+                self.stats.retries += 1
+                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** attempt)
+                delay = e.retry_after if e.retry_after is not None else delay * (0.5 + random.random())
+                await asyncio.sleep(delay)
+        raise FatalError(f"gave up after {self.cfg.max_retries + 1} attempts: {last}")
+
+    async def _job(self, client, job: Job, cache: dict, log: AppendLog, rpm: Bucket, tpm: Bucket,
+                   sem: asyncio.Semaphore, results: list, failed: list) -> None:
+        sampling = self.cfg.sampling()
+        keys = [cache_key(job.messages, sampling, i) for i in range(self.cfg.k)]
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        self.stats.cache_hits += self.cfg.k - len(missing)
+        async with sem:
+            while missing:
+                use_n = len(missing) > 1 and not self._server_ignores_n
+                idx = missing if use_n else missing[:1]
+                body = {"messages": job.messages, **sampling, "seed": self.cfg.seed + idx[0]}
+                if use_n:
+                    body["n"] = len(idx)
+                try:
+                    data = await self._request(client, body, rpm, tpm)
+                except FatalError as e:
+                    self.stats.failed += len(missing)
+                    for i in missing:
+                        failed.append({**job.meta, "sample": i, "reason": str(e), "messages": job.messages})
+                    break
+                choices = data["choices"]
+                if use_n and len(choices) < len(idx):
+                    if self.cfg.n_mode == "param":
+                        choices = choices  # keep what came; the rest fail below
+                    self._server_ignores_n = True   # e.g. llama.cpp's server: n>1 silently gives one choice
+                for i, ch in zip(idx, choices):
+                    rec = {"key": keys[i], "text": ch["message"]["content"],
+                           "finish_reason": ch.get("finish_reason"), "usage": data.get("usage")}
+                    log.append(rec)
+                    cache[keys[i]] = rec
+                done = set(idx[: len(choices)])
+                missing = [i for i in missing if i not in done]
+                if self.cfg.n_mode == "param" and use_n and missing:
+                    self.stats.failed += len(missing)
+                    failed += [{**job.meta, "sample": i, "reason": "server returned fewer choices than n",
+                                "messages": job.messages} for i in missing]
+                    break
+        for i, key in enumerate(keys):
+            if key in cache:
+                c = cache[key]
+                results.append({**job.meta, "sample": i, "text": c["text"], "finish_reason": c.get("finish_reason")})
+        self.progress(1)
+
+    async def arun(self, jobs: list[Job]) -> tuple[list[dict], list[dict]]:
+        log = AppendLog(self.cache_path)
+        cache = {r["key"]: r for r in log.rows if "key" in r and "text" in r}
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        timeout = httpx.Timeout(self.cfg.timeout, connect=min(10.0, self.cfg.timeout))
+        limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
+        rpm, tpm = Bucket(self.cfg.rpm), Bucket(self.cfg.tpm)
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        results: list[dict] = []
+        failed: list[dict] = []
+        try:
+            async with httpx.AsyncClient(base_url=self.cfg.base_url.rstrip("/"), headers=headers,
+                                         timeout=timeout, limits=limits) as client:
+                await asyncio.gather(*(self._job(client, j, cache, log, rpm, tpm, sem, results, failed)
+                                       for j in jobs))
+        finally:
+            log.close()
+        return results, failed
+
+    def run(self, jobs: list[Job]) -> tuple[list[dict], list[dict]]:
+        if not self.cfg.base_url.startswith(("http://", "https://")):
+            raise InputError(f"base URL '{self.cfg.base_url}' must start with http:// or https://", field="base_url")
+        t0 = time.time()
+        out = asyncio.run(self.arun(jobs))
+        self.elapsed = time.time() - t0
+        return out
+
+    def complete_all(self, message_lists: list[list[dict]]) -> list[str | None]:
+        """Blocking helper for judges: one completion per message list (None where it failed)."""
+        jobs = [Job(m, {"i": i}) for i, m in enumerate(message_lists)]
+        results, _ = self.run(jobs)
+        by = {r["i"]: r["text"] for r in results if r["sample"] == 0}
+        return [by.get(i) for i in range(len(message_lists))]

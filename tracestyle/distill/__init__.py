@@ -1,0 +1,1 @@
+"""Distill: student presets, SFT/RSFT trainers per backend, evaluation generation."""

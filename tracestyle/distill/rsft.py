@@ -1,0 +1,105 @@
+"""Rejection-sampling fine-tuning: sample k completions per train problem from the current student, score them
+with the curate verifiers, keep the best correct one per problem (ties go to the shorter), fine-tune; repeat."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from tracestyle.curate.extract import verify_answer
+from tracestyle.curate.kg_path import verify_kg_path
+from tracestyle.curate.kg_questions import get_kg
+from tracestyle.distill.config import TrainConfig
+from tracestyle.errors import InputError
+from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
+from tracestyle.manifest import is_complete, write_manifest
+
+
+def repetition_penalty(text: str, n: int = 4) -> float:
+    """Share of repeated lines and word n-grams: loops score near 1, clean traces near 0."""
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    rep_lines = 1 - len(set(lines)) / len(lines) if lines else 0.0
+    words = text.split()
+    grams = [tuple(words[i: i + n]) for i in range(max(0, len(words) - n + 1))]
+    rep_grams = 1 - len(set(grams)) / len(grams) if grams else 0.0
+    return max(rep_lines, rep_grams)
+
+
+def rsft_reward(problem: dict, text: str, kgs: dict) -> tuple[float, bool]:
+    """+1 correct, -2 wrong or unparsable; KG: +0.5 x gold-path coverage; minus the repetition share."""
+    ok = verify_answer(text, problem).ok
+    r = 1.0 if ok else -2.0
+    if problem.get("task") == "kg":
+        kg = kgs.setdefault(problem.get("domain"), get_kg(problem.get("domain")))
+        r += 0.5 * verify_kg_path(text, problem, kg).details.get("gold_coverage", 0.0)
+    return r - repetition_penalty(text), ok
+
+
+def select_best(samples: list[dict]) -> dict | None:
+    good = [s for s in samples if s["correct"]]
+    if not good:
+        return None
+    return sorted(good, key=lambda s: (-s["reward"], len(s["text"])))[0]
+
+
+def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rounds: int = 1, k: int = 4,
+             init_adapter: str | None = None, temperature: float = 0.8, allow_eval_leak: bool = False,
+             max_new_tokens: int = 192, batch_size: int = 8, progress=None) -> dict:
+    from tracestyle.distill.generation import generate_batch, load_for_generation
+    from tracestyle.distill.sft_hf import pick_device, train_hf
+
+    t0 = time.time()
+    out = Path(out_dir)
+    problems = [strip_meta(p) for p in read_jsonl(problems_path, required=("id", "question", "gold"))]
+    evals = [p for p in problems if p.get("split") == "eval"]
+    if evals and not allow_eval_leak:
+        raise InputError(f"RSFT pool holds {len(evals)} eval-split problems; sampling and training on them leaks "
+                         "the evaluation (pass --allow-eval-leak to do it anyway)", str(problems_path), None, "split")
+    conf = {**cfg.to_dict(), "rounds": rounds, "k": k, "init_adapter": init_adapter, "temperature": temperature,
+            "allow_eval_leak": allow_eval_leak}
+    if is_complete(out, conf, [problems_path]):
+        return {"skipped": True}
+    adapter, kgs, history = init_adapter, {}, []
+    device = pick_device(cfg.device)
+    for rnd in range(1, rounds + 1):
+        rdir = out / f"round-{rnd}"
+        if (rdir / "adapter" / "adapter_config.json").exists() and (rdir / "kept.jsonl").exists():
+            adapter = str(rdir / "adapter")
+            continue
+        model, tok = load_for_generation(cfg.student, adapter, device)
+        samples = []
+        for s in range(0, len(problems), batch_size):
+            batch = problems[s: s + batch_size]
+            g = generate_batch(model, tok, [p["question"] for p in batch], max_new_tokens, temperature,
+                               top_p=0.95, num_return_sequences=k, seed=cfg.seed + rnd * 7919 + s)
+            for j, text in enumerate(g["texts"]):
+                p = batch[j // k]
+                reward, ok = rsft_reward(p, text, kgs)
+                samples.append({"problem_id": p["id"], "question": p["question"], "text": text, "reward": reward,
+                                "correct": ok, "split": p.get("split"), "round": rnd})
+            if progress:
+                progress(min(s + batch_size, len(problems)), len(problems))
+        del model
+        by_problem: dict[str, list[dict]] = {}
+        for smp in samples:
+            by_problem.setdefault(smp["problem_id"], []).append(smp)
+        kept = [b for b in (select_best(v) for v in by_problem.values()) if b is not None]
+        write_jsonl(rdir / "samples.jsonl", samples)
+        write_jsonl(rdir / "kept.jsonl", kept)
+        stat = {"round": rnd, "samples": len(samples), "problems_solved": len(kept),
+                "sample_accuracy": sum(x["correct"] for x in samples) / max(1, len(samples))}
+        if kept:
+            train_hf(kept, cfg, rdir / "adapter.tmp", init_adapter=adapter)
+            shutil.rmtree(rdir / "adapter", ignore_errors=True)
+            (rdir / "adapter.tmp").rename(rdir / "adapter")
+            adapter = str(rdir / "adapter")
+        history.append(stat)
+    if adapter and adapter != init_adapter:
+        for f in Path(adapter).glob("adapter_*"):
+            shutil.copy2(f, out / f.name)
+    counts = {"rounds": rounds, "history": history, "final_adapter": str(out) if adapter != init_adapter else None,
+              "pool_splits": dict(Counter(p.get("split") for p in problems))}
+    write_manifest(out, "rsft", conf, [problems_path], counts, t0, {"eval_leak": bool(evals)})
+    return {"skipped": False, **counts}

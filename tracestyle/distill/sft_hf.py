@@ -1,0 +1,215 @@
+"""SFT with transformers + peft: completion-only loss computed only where it counts, length-grouped batches,
+gradient accumulation, atomic checkpoints with exact resume, metrics.jsonl with train and held-out eval loss."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from tracestyle.distill.config import TrainConfig
+from tracestyle.distill.data import collate, encode_example, length_grouped_batches
+from tracestyle.errors import InputError
+from tracestyle.jsonl import AppendLog, write_json
+
+
+def pick_device(want: str) -> str:
+    import torch
+
+    if want != "auto":
+        return want
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def completion_loss(model, ids, labels, mask):
+    """Run the decoder, then the LM head only on positions whose next token is a completion token:
+    the full-vocabulary logits for prompt and padding positions are never built."""
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    target = labels[:, 1:]
+    sel = target != -100
+    h = hidden[:, :-1][sel]
+    logits = base.lm_head(h).float()
+    return F.cross_entropy(logits, target[sel], reduction="sum"), int(sel.sum())
+
+
+def _split_eval(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    import hashlib
+
+    if fraction <= 0 or len(examples) < 20:
+        return examples, []
+    # split by problem id so the held-out loss is measured on problems never trained on
+    def bucket(e):
+        return int(hashlib.sha256(f"{seed}|{e['problem_id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    train = [e for e in examples if bucket(e) >= fraction]
+    held = [e for e in examples if bucket(e) < fraction]
+    return (train, held) if train and held else (examples, [])
+
+
+def prepare_examples(rows: list[dict], tok, cfg: TrainConfig) -> list[dict]:
+    out = []
+    for r in rows:
+        e = encode_example(tok, r["question"], r["text"], cfg.max_length, cfg.prompt_format)
+        if e is not None:
+            e["problem_id"] = r.get("problem_id", "")
+            out.append(e)
+    if not out:
+        raise InputError("no usable training examples (all prompts longer than max_length?)", field="data")
+    return out
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    ck = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    ck = [p for p in ck if (p / "state.pt").exists()]
+    return ck[-1] if ck else None
+
+
+def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> None:
+    import torch
+
+    final = out / "checkpoints" / f"step-{step}"
+    tmp = out / "checkpoints" / f".tmp-step-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)  # a checkpoint directory exists only when it is complete
+    for old in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _eval_loss(model, held: list[dict], pad_id: int, batch_size: int, device: str) -> float:
+    import torch
+
+    model.eval()
+    tot, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(held), batch_size):
+            ids, labels, mask = (t.to(device) for t in collate(held[s: s + batch_size], pad_id))
+            loss, k = completion_loss(model, ids, labels, mask)
+            tot, n = tot + float(loss), n + k
+    model.train()
+    return tot / max(1, n)
+
+
+def build_model(cfg: TrainConfig, device: str, adapter: str | None = None):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from tracestyle.distill.models import load_model
+
+    dtype = "float32" if device == "cpu" else cfg.dtype  # bf16 matmuls are ~30x slower on CPUs without AMX
+    model = load_model(cfg.student, dtype, device)
+    model.config.use_cache = False
+    if adapter:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    if not cfg.lora:
+        return model
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+    torch.manual_seed(cfg.seed)
+    return get_peft_model(model, lcfg)
+
+
+def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapter: str | None = None,
+             progress=None, heldout_rows: list[dict] | None = None) -> dict:
+    import torch
+
+    from tracestyle.distill.models import load_tokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    device = pick_device(cfg.device)
+    tok = load_tokenizer(cfg.student)
+    examples = prepare_examples(rows, tok, cfg)
+    if heldout_rows:
+        train_ex, held = examples, prepare_examples(heldout_rows, tok, cfg)
+    else:
+        train_ex, held = _split_eval(examples, cfg.eval_fraction, cfg.seed)
+    lengths = [len(e["input_ids"]) for e in train_ex]
+    per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
+    plan: list[list[int]] = []
+    for ep in range(cfg.epochs if cfg.max_steps is None else 10_000):
+        plan += length_grouped_batches(lengths, cfg.batch_size, cfg.seed, ep)
+        if cfg.max_steps is not None and len(plan) >= cfg.max_steps * cfg.grad_accum:
+            break
+    total_steps = cfg.max_steps or math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)
+    plan = plan[: total_steps * cfg.grad_accum]
+
+    model = build_model(cfg, device, init_adapter)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    warm = max(1, int(cfg.warmup_ratio * total_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+    step = 0
+    ck = _latest_checkpoint(out)
+    if ck is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(ck / "adapter_model.safetensors")))
+        state = torch.load(ck / "state.pt", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        step = state["step"]
+    metrics_path = out / "metrics.jsonl"
+    if metrics_path.exists():  # keep only what the checkpoint we resume from had seen
+        kept = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and _step_of(ln) <= step]
+        from tracestyle.jsonl import atomic_write_text
+        atomic_write_text(metrics_path, "".join(x + "\n" for x in kept))
+    log = AppendLog(metrics_path)
+    t0, tokens_seen = time.time(), 0
+    pad = tok.pad_token_id
+    while step < total_steps:
+        opt.zero_grad(set_to_none=True)
+        micro = plan[step * cfg.grad_accum: (step + 1) * cfg.grad_accum]
+        n_tok = sum(train_ex[i]["n_completion"] for b in micro for i in b)
+        loss_sum = 0.0
+        for b in micro:
+            ids, labels, mask = (t.to(device) for t in collate([train_ex[i] for i in b], pad))
+            loss, _ = completion_loss(model, ids, labels, mask)
+            (loss / max(1, n_tok)).backward()
+            loss_sum += float(loss)
+            tokens_seen += int(mask.sum())
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        row = {"step": step, "loss": round(loss_sum / max(1, n_tok), 6), "lr": sched.get_last_lr()[0],
+               "tokens": n_tok, "elapsed": round(time.time() - t0, 2)}
+        if held and (step % cfg.eval_every == 0 or step == total_steps):
+            row["eval_loss"] = round(_eval_loss(model, held, pad, cfg.batch_size, device), 6)
+        log.append(row)
+        if progress:
+            progress(step, total_steps, row)
+        if step % cfg.save_every == 0 and step < total_steps:
+            _save_checkpoint(out, model, opt, sched, step)
+    log.close()
+    elapsed = time.time() - t0
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out / "tokenizer")
+    write_json(out / "train_config.json", cfg.to_dict())
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return {"steps": total_steps, "examples": len(train_ex), "heldout": len(held), "seconds": round(elapsed, 2),
+            "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1), "device": device}
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except ValueError:
+        return 1 << 30

@@ -1,0 +1,129 @@
+"""Registers: Jinja templates for the teacher prompt (system + user) and the reference render, per task.
+
+A register is a folder with `register.yaml` (name, description, compliance rules) and templates
+`system.j2`, `user_<task>.j2`, `render_<task>.j2`. Built-ins live here; users add folders via --registers-dir.
+Templates render in Jinja's sandbox with StrictUndefined; errors name the template file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from tracestyle.errors import InputError
+
+BUILTIN_DIR = Path(__file__).parent
+BUILTIN_REGISTERS = ("normal", "gold", "titanium", "diamond")
+TASKS = ("gsm8k", "kg")
+_ALLOWED_KEYS = {"name", "description", "compliance", "version"}
+
+
+@dataclass
+class Register:
+    name: str
+    description: str
+    folder: Path
+    compliance: dict = field(default_factory=dict)
+    _env: SandboxedEnvironment | None = field(default=None, repr=False)
+
+    @property
+    def env(self) -> SandboxedEnvironment:
+        if self._env is None:
+            self._env = SandboxedEnvironment(loader=FileSystemLoader(str(self.folder)), undefined=StrictUndefined,
+                                             keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+        return self._env
+
+    def template_files(self) -> list[Path]:
+        return sorted(self.folder.glob("*.j2"))
+
+    @property
+    def version(self) -> str:
+        """Content hash of the register's files: a template edit changes it (and every cache key using it)."""
+        h = hashlib.sha256()
+        for p in [self.folder / "register.yaml", *self.template_files()]:
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+        return h.hexdigest()[:12]
+
+    def render(self, template: str, **ctx) -> str:
+        path = self.folder / template
+        if not path.exists():
+            raise InputError(f"register '{self.name}' has no template '{template}'", str(path))
+        try:
+            return self.env.get_template(template).render(**ctx).strip()
+        except TemplateSyntaxError as e:
+            raise InputError(f"template syntax error: {e.message}", str(path), e.lineno) from None
+        except TemplateError as e:
+            raise InputError(f"template error: {e}", str(path), _template_line(e, path)) from None
+
+    def teacher_messages(self, task: str, problem: dict) -> list[dict]:
+        ctx = {"task": task, "problem": problem, "question": problem["question"], "register": self.name,
+               "description": self.description}
+        return [{"role": "system", "content": self.render("system.j2", **ctx)},
+                {"role": "user", "content": self.render(f"user_{task}.j2", **ctx)}]
+
+    def reference(self, task: str, solution: dict) -> str:
+        return self.render(f"render_{task}.j2", task=task, **solution)
+
+
+def _template_line(exc: Exception, path: Path) -> int | None:
+    import traceback
+
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == str(path) or frame.filename.endswith(path.name):
+            return frame.lineno
+    return None
+
+
+def load_register(folder: str | Path) -> Register:
+    folder = Path(folder)
+    meta_path = folder / "register.yaml"
+    if not meta_path.exists():
+        raise InputError("register folder has no register.yaml", str(meta_path))
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(meta_path),
+                         None if line is None else line + 1) from None
+    except UnicodeDecodeError:
+        raise InputError("undecodable bytes (not UTF-8)", str(meta_path)) from None
+    if not isinstance(meta, dict):
+        raise InputError("expected a mapping", str(meta_path), 1)
+    unknown = set(meta) - _ALLOWED_KEYS
+    if unknown:
+        raise InputError("unknown key", str(meta_path), None, sorted(unknown)[0])
+    if not (folder / "system.j2").exists():
+        raise InputError("register has no system.j2", str(folder / "system.j2"))
+    reg = Register(str(meta.get("name", folder.name)), str(meta.get("description", "")), folder,
+                   meta.get("compliance") or {})
+    # compile every template now, so a syntax error surfaces before any work is done
+    for p in reg.template_files():
+        try:
+            reg.env.get_template(p.name)
+        except TemplateSyntaxError as e:
+            raise InputError(f"template syntax error: {e.message}", str(p), e.lineno) from None
+    return reg
+
+
+def load_registers(names: list[str] | None = None, registers_dir: str | Path | None = None) -> dict[str, Register]:
+    """Built-in registers plus any folders under registers_dir (a user folder overrides a built-in of that name)."""
+    found: dict[str, Path] = {n: BUILTIN_DIR / n for n in BUILTIN_REGISTERS}
+    if registers_dir:
+        rd = Path(registers_dir)
+        if not rd.is_dir():
+            raise InputError("registers dir is not a directory", str(rd))
+        for sub in sorted(rd.iterdir()):
+            if (sub / "register.yaml").exists():
+                found[sub.name] = sub
+    wanted = names or list(found)
+    out = {}
+    for n in wanted:
+        if n not in found:
+            raise InputError(f"unknown register '{n}' (known: {', '.join(sorted(found))})", field="registers")
+        out[n] = load_register(found[n])
+    return out

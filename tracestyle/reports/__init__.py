@@ -1,0 +1,1 @@
+"""Reports: failure taxonomy, statistics, tables, plots, Markdown/HTML rendering."""
