@@ -88,11 +88,14 @@ def verify_kg(text: str, problem: dict) -> Verdict:
     answer = problem.get("answer_entity") or problem["gold"]
     raw, how = extract_marked(text, STRICT)
     if raw is None:
-        # flexible fallback: the last line that is not empty
+        # flexible fallback: the last KG entity named in the last line (like lm-eval's "last number")
         lines = [ln for ln in text.strip().split("\n") if ln.strip()]
         if not lines:
             return Verdict(False, "no_answer", None, {"extractor": "none"})
         raw, how = lines[-1], "last_line"
+        ent = _last_entity(lines[-1], problem)
+        if ent is not None:
+            raw, how = ent, "last_entity"
     if problem.get("mc") and problem.get("choices"):
         m = _LETTER.match(raw.strip())
         if m:
@@ -107,6 +110,20 @@ def verify_kg(text: str, problem: dict) -> Verdict:
     if not ok and how == "last_line" and f1 == 0:
         return Verdict(False, "no_answer", raw[:100], {"extractor": how, "f1": 0.0})
     return Verdict(ok, "ok" if ok else "wrong_answer", raw[:100], {"extractor": how, "f1": round(f1, 3)})
+
+
+def _last_entity(line: str, problem: dict) -> str | None:
+    if not problem.get("domain"):
+        return None
+    from tracestyle.curate.kg_graph import entity_pattern
+    from tracestyle.curate.kg_questions import cached_kg
+
+    try:
+        kg = cached_kg(problem["domain"])
+    except Exception:  # an unknown user KG: fall back to the line itself
+        return None
+    hits = entity_pattern(kg).findall(line)
+    return hits[-1] if hits else None
 
 
 def verify_answer(text: str, problem: dict) -> Verdict:

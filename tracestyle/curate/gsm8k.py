@@ -52,7 +52,7 @@ def parse_solution(solution: str) -> tuple[list[dict], str]:
     return steps, final.strip()
 
 
-def problem_from_row(row: dict, idx: int, split: str, path: str) -> dict:
+def problem_from_row(row: dict, idx: int, split: str, path: str, source: str = "") -> dict:
     for f in ("question", "answer"):
         if not isinstance(row.get(f), str) or not row[f].strip():
             raise InputError("missing or not a non-empty string", path, row.get("__line__"), f)
@@ -64,7 +64,7 @@ def problem_from_row(row: dict, idx: int, split: str, path: str) -> dict:
     if value is None:
         raise InputError(f"final answer '{final}' is not a number", path, row.get("__line__"), "answer")
     return {
-        "id": f"gsm8k-{split}-{idx}",
+        "id": f"gsm8k-{source or split}-{idx}",
         "task": "gsm8k",
         "split": split,
         "source_index": idx,
@@ -87,7 +87,7 @@ def load_gsm8k(split: str = "test", data: str | Path | None = None, n: int | Non
     path = p / f"{split}.jsonl" if p.is_dir() else p
     rows = read_jsonl(path, required=("question", "answer"))
     rows = rows[offset: offset + n if n else None]
-    return [problem_from_row(r, offset + i, "eval" if split.startswith("test") else "train", str(path))
+    return [problem_from_row(r, offset + i, "eval" if split.startswith("test") else "train", str(path), split)
             for i, r in enumerate(rows)]
 
 
@@ -99,5 +99,5 @@ def _load_hub(dataset_id: str, split: str, n: int | None, offset: int) -> list[d
         raise MissingExtraError("datasets", "hub") from None
     ds = datasets.load_dataset(dataset_id, "main", split="test" if split.startswith("test") else "train")
     rows = [dict(r) for r in ds][offset: offset + n if n else None]
-    return [problem_from_row(r, offset + i, "eval" if split.startswith("test") else "train", dataset_id)
+    return [problem_from_row(r, offset + i, "eval" if split.startswith("test") else "train", dataset_id, split)
             for i, r in enumerate(rows)]

@@ -27,6 +27,15 @@ def get_kg(domain: str) -> KnowledgeGraph:
                      field="domain")
 
 
+_KG_CACHE: dict[str, KnowledgeGraph] = {}
+
+
+def cached_kg(domain: str) -> KnowledgeGraph:
+    if domain not in _KG_CACHE:
+        _KG_CACHE[domain] = get_kg(domain)
+    return _KG_CACHE[domain]
+
+
 def _path_key(start: str, hops: list[dict]) -> str:
     sig = start + "|" + "|".join(f"{h['relation']}{'^' if h['inverse'] else ''}" for h in hops)
     return hashlib.sha256(sig.encode()).hexdigest()

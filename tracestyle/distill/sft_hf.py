@@ -183,7 +183,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
             ids, labels, mask = (t.to(device) for t in collate([train_ex[i] for i in b], pad))
             loss, _ = completion_loss(model, ids, labels, mask)
             (loss / max(1, n_tok)).backward()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
             tokens_seen += int(mask.sum())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
