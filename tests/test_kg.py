@@ -63,8 +63,12 @@ def _kg(tmp_path, **over):
 def test_user_kg_loads_and_generates(tmp_path):
     kg = load_kg(_kg(tmp_path))
     assert kg.has_edge("a", "r", "b")
-    ps = generate_kg_problems(str(_kg(tmp_path)), "train", 2, 0, {"train": (1, 1), "eval": (2, 2)})
-    assert {p["gold"] for p in ps} == {"a", "b"}
+    both = {"train": (1, 1), "eval": (1, 1)}
+    tr = generate_kg_problems(str(_kg(tmp_path)), "train", 1, 0, both)
+    ev = generate_kg_problems(str(_kg(tmp_path)), "eval", 1, 0, both)
+    assert {tr[0]["gold"], ev[0]["gold"]} == {"a", "b"}, "the two one-hop paths land on opposite sides"
+    with pytest.raises(InputError, match="could not make 2 distinct"):
+        generate_kg_problems(str(_kg(tmp_path)), "train", 2, 0, both)
 
 
 @pytest.mark.parametrize("over,needle", [

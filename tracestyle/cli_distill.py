@@ -27,7 +27,8 @@ def _bar(label: str):
 def _train_overrides(args) -> dict:
     return {"max_steps": args.steps, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
             "batch_size": args.batch_size, "max_length": args.max_length, "backend": args.backend,
-            "device": args.device, "lora": False if args.full else None}
+            "device": args.device, "lora": False if args.full else None, "save_every": args.save_every,
+            "eval_every": args.eval_every}
 
 
 def cmd_train(args) -> int:
@@ -83,6 +84,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, choices=["hf", "unsloth", "mlx"])
     p.add_argument("--device", default=None, help="auto, cpu, cuda, mps")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (resume point)")
+    p.add_argument("--eval-every", type=int, default=None, help="held-out loss every N steps")
     p.add_argument("--init-adapter", default=None)
     p.add_argument("--allow-eval-leak", action="store_true", help="permit eval-split data (logged everywhere)")
 
@@ -117,8 +120,6 @@ def add_distill_commands(sub) -> None:
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     p.set_defaults(fn=cmd_eval)
 
-    try:
-        from tracestyle.cli_grid import add_grid_commands
-    except ImportError:
-        return
+    from tracestyle.cli_grid import add_grid_commands
+
     add_grid_commands(sub)

@@ -44,6 +44,7 @@ TOOLS = ["Prometheus", "Grafana", "Sentry", "PagerDuty", "Datadog", "Kibana", "J
 SERVICES = ["checkout service", "auth service", "search service", "billing service", "notification service",
             "inventory service", "media service", "reporting service", "gateway service", "profile service",
             "scheduler service", "analytics service"]
+ALERTS = [f"alert ALRT-{101 + i}" for i in range(len(SYMPTOMS))]
 TEAMS = ["platform team", "SRE team", "database team", "security team", "networking team", "release team"]
 
 DEVOPS_RELATIONS = [
@@ -56,6 +57,8 @@ DEVOPS_RELATIONS = [
     ("occurs_in", "error", "service", ["occurs in"], "suffers", ["suffers"]),
     ("depends_on", "service", "service", ["depends on"], "is_dependency_of", ["is a dependency of"]),
     ("owned_by", "service", "team", ["is owned by"], "owns", ["owns"]),
+    ("triggers", "symptom", "alert", ["triggers"], "triggered_by", ["is triggered by"]),
+    ("routes_to", "alert", "team", ["routes to"], "receives_alert", ["receives the alert"]),
     ("escalates_to", "team", "team", ["escalates to"], "receives_escalations_from", ["receives escalations from"]),
 ]
 
@@ -70,7 +73,7 @@ def devops_kg(seed: int = 0) -> KnowledgeGraph:
     ents = ([(n, "root_cause") for n in ROOT_CAUSES] + [(n, "error") for n in ERRORS]
             + [(n, "symptom") for n in SYMPTOMS] + [(n, "fix") for n in FIXES]
             + [(n, "tool") for n in TOOLS] + [(n, "team") for n in TEAMS]
-            + [(n, "service") for n in SERVICES])
+            + [(n, "service") for n in SERVICES] + [(n, "alert") for n in ALERTS])
     edges = []
     # root cause i causes error i (a bijection, so both directions are functional)
     edges += [[ROOT_CAUSES[i], "causes", ERRORS[i]] for i in range(len(ERRORS))]
@@ -85,6 +88,9 @@ def devops_kg(seed: int = 0) -> KnowledgeGraph:
     # dependencies point to earlier services only: an acyclic graph like a real call graph
     edges += [[s, "depends_on", SERVICES[rng.randrange(0, i)]] for i, s in enumerate(SERVICES) if i > 0]
     edges += [[s, "owned_by", TEAMS[i % len(TEAMS)]] for i, s in enumerate(SERVICES)]
+    # one alert per symptom: both directions functional
+    edges += [[s, "triggers", ALERTS[i]] for i, s in enumerate(SYMPTOMS)]
+    edges += [[a, "routes_to", rng.choice(TEAMS)] for a in ALERTS]
     order = TEAMS[:]
     rng.shuffle(order)
     edges += [[order[i], "escalates_to", order[(i + 1) % len(order)]] for i in range(len(order))]
@@ -122,11 +128,11 @@ def _names(rng: Random, n: int, parts: int, suffix: str = "", used: set | None =
 def world_kg(seed: int = 0) -> KnowledgeGraph:
     rng = Random(1000 + seed)
     used: set[str] = set()
-    people = _names(rng, 40, 3, used=used)
-    cities = _names(rng, 14, 2, " City", used)
+    people = _names(rng, 60, 3, used=used)
+    cities = _names(rng, 18, 2, " City", used)
     regions = _names(rng, 6, 2, " March", used)
     guilds = _names(rng, 8, 2, " Guild", used)
-    artifacts = ["the " + n for n in _names(rng, 16, 2, " Blade", used)]
+    artifacts = ["the " + n for n in _names(rng, 24, 2, " Blade", used)]
     ents = ([(n, "person") for n in people] + [(n, "city") for n in cities] + [(n, "region") for n in regions]
             + [(n, "guild") for n in guilds] + [(n, "artifact") for n in artifacts])
     edges = []

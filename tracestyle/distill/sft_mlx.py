@@ -35,12 +35,12 @@ _LOSS = re.compile(r"Iter (\d+): (Train|Val) loss ([\d.]+)")
 
 
 def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
-    import importlib.util
-
     import yaml
 
-    if importlib.util.find_spec("mlx_lm") is None:
-        raise MissingExtraError("mlx-lm", "mlx")
+    try:
+        import mlx_lm  # noqa: F401  (checked here; the trainer runs as `python -m mlx_lm lora`)
+    except ImportError:
+        raise MissingExtraError("mlx-lm", "mlx") from None
     from tracestyle.distill.models import load_preset, resolve_model_path
     from tracestyle.jsonl import write_jsonl
 

@@ -1,0 +1,52 @@
+"""Backends that cannot run here (no GPU, no Apple silicon): their config translation and import guards."""
+
+import sys
+
+import pytest
+
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.sft_mlx import mlx_config, mlx_dataset
+from tracestyle.distill.sft_unsloth import unsloth_args
+from tracestyle.errors import InputError, MissingExtraError
+
+
+def test_presets_have_per_size_defaults():
+    small, big = config_from_preset("smollm2-135m"), config_from_preset("qwen2.5-7b-instruct")
+    assert small.lr > big.lr and small.dtype == "float32" and big.dtype == "bfloat16"
+    assert config_from_preset("qwen2.5-3b", max_steps=5).max_steps == 5
+    with pytest.raises(InputError, match="unknown student"):
+        config_from_preset("gpt-99")
+    with pytest.raises(InputError, match="lr"):
+        config_from_preset("smollm2-135m", lr=-1.0)
+
+
+def test_unsloth_translation():
+    cfg = config_from_preset("qwen2.5-0.5b", max_steps=10, seed=3)
+    a = unsloth_args(cfg, "Qwen/Qwen2.5-0.5B", "/tmp/x")
+    assert a["peft"]["r"] == cfg.lora_r and a["peft"]["random_state"] == 3
+    assert a["sft"]["max_steps"] == 10 and a["sft"]["completion_only_loss"] is True
+    assert a["sft"]["gradient_accumulation_steps"] == cfg.grad_accum
+
+
+def test_mlx_translation():
+    cfg = config_from_preset("smollm2-135m", epochs=2, batch_size=4)
+    cfg.max_steps = None  # epochs decide the iterations
+    c = mlx_config(cfg, "/m", "/d", "/o", n_rows=10)
+    assert c["iters"] == 6 and c["mask_prompt"] is True and c["lora_parameters"]["rank"] == cfg.lora_r
+    assert "self_attn.q_proj" in c["lora_parameters"]["keys"] and "mlp.up_proj" in c["lora_parameters"]["keys"]
+    ds = mlx_dataset([{"question": "q", "text": "t"}])
+    assert [m["role"] for m in ds[0]["messages"]] == ["system", "user", "assistant"]
+
+
+def test_import_guards_name_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    from tracestyle.curate.teacher_vllm import generate_vllm
+    with pytest.raises(MissingExtraError, match=r"tracestyle\[vllm\]"):
+        generate_vllm("m", [[{"role": "user", "content": "x"}]])
+    monkeypatch.setitem(sys.modules, "mlx_lm", None)
+    from tracestyle.distill.sft_mlx import train_mlx
+    with pytest.raises((MissingExtraError, InputError)):
+        train_mlx([{"question": "q", "text": "t"}], config_from_preset("smollm2-135m"), "/tmp/none")
+    from tracestyle.distill.sft_unsloth import train_unsloth
+    with pytest.raises(InputError, match="CUDA|unsloth"):
+        train_unsloth([], config_from_preset("smollm2-135m"), "/tmp/none")

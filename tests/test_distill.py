@@ -1,0 +1,102 @@
+"""Students on the real bundled SmolLM2-135M: train, exact resume after kill -9, eval, RSFT split hygiene."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kg_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kgdata")
+    assert run_cli("problems", "--task", "kg", "--split", "train", "--n", "24", "--out", str(d / "train.jsonl"),
+                   "--closed-book").returncode == 0
+    assert run_cli("problems", "--task", "kg", "--split", "eval", "--n", "6", "--out", str(d / "eval.jsonl"),
+                   "--closed-book").returncode == 0
+    assert run_cli("generate", "--problems", str(d / "train.jsonl"), "--registers", "normal",
+                   "--out", str(d / "gen")).returncode == 0
+    r = run_cli("curate", "--in", str(d / "gen" / "traces.jsonl"), "--task", "kg", "--out", str(d / "cur"))
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+TRAIN = ["--student", "smollm2-135m", "--steps", "6", "--batch-size", "2", "--max-length", "192",
+         "--save-every", "2", "--eval-every", "3", "--seed", "7"]
+
+
+def _metrics(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_train_leaves_adapter_and_metrics_and_loads_with_plain_peft(kg_data, tmp_path):
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a" / "adapter_config.json").exists()
+    m = _metrics(tmp_path / "a" / "metrics.jsonl")
+    assert [x["step"] for x in m] == [1, 2, 3, 4, 5, 6] and any("eval_loss" in x for x in m)
+    assert m[-1]["loss"] < m[0]["loss"]
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tracestyle.distill.models import bundled_model_dir
+    base = AutoModelForCausalLM.from_pretrained(bundled_model_dir())
+    model = PeftModel.from_pretrained(base, str(tmp_path / "a"))
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    # an unchanged rerun is skipped
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(tmp_path / "a"))
+    assert "nothing to do" in r.stdout
+
+    # killed mid-run, resumed: the same loss curve as the uninterrupted run
+    out = tmp_path / "b"
+    env = {**os.environ, "TRACESTYLE_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", "train", "--data",
+                             str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (out / "checkpoints" / "step-4").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "adapter_config.json").exists()
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    resumed = _metrics(out / "metrics.jsonl")
+    assert [x["step"] for x in resumed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(m, resumed):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4), (a, b)
+
+
+def test_eval_base_and_adapter(kg_data, tmp_path):
+    r = run_cli("eval", "--student", "smollm2-135m", "--problems", str(kg_data / "eval.jsonl"),
+                "--out", str(tmp_path / "e"), "--batch-size", "3", "--max-new-tokens", "24")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "e" / "eval.jsonl").read_text().splitlines()]
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert len(rows) == 6 and all(isinstance(x["correct"], bool) for x in rows)
+    assert summary["n"] == 6 and summary["accuracy"] == sum(x["correct"] for x in rows) / 6
+    assert all("path_valid" in x and x["tokens"] > 0 for x in rows)
+    assert summary["tokens_per_s"] > 0
+
+
+def test_rsft_refuses_eval_split_and_runs_on_train(kg_data, tmp_path):
+    r = run_cli("rsft", "--problems", str(kg_data / "eval.jsonl"), "--student", "smollm2-135m",
+                "--out", str(tmp_path / "leak"), "--steps", "1")
+    assert r.returncode == 2 and "eval-split" in r.stderr and "--allow-eval-leak" in r.stderr
+    small = tmp_path / "pool.jsonl"
+    small.write_text("".join((kg_data / "train.jsonl").read_text().splitlines(True)[:4]))
+    r = run_cli("rsft", "--problems", str(small), "--student", "smollm2-135m", "--out", str(tmp_path / "rs"),
+                "--k", "2", "--steps", "2", "--batch-size", "2", "--max-new-tokens", "32", "--temperature", "1.0")
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "rs" / "manifest.json").read_text())
+    hist = man["counts"]["history"][0]
+    assert hist["samples"] == 8 and man["eval_leak"] is False
+    samples = [json.loads(x) for x in (tmp_path / "rs" / "round-1" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and all("reward" in s for s in samples)

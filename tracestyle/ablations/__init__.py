@@ -1,0 +1,1 @@
+"""Ablations: grid specs, token matching, the runner."""

@@ -1,0 +1,45 @@
+"""Statistics for comparisons: bootstrap CIs over problems (and seeds), McNemar, chi-square independence."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as sps
+
+
+def bootstrap_ci(correct: list[list[bool]] | list[bool], n_boot: int = 2000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Mean accuracy and a percentile CI. `correct` is per problem, or per seed then per problem (resampling
+    seeds and problems both, so seed variance widens the interval)."""
+    arr = np.asarray(correct, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.size == 0:
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    s, n = arr.shape
+    si = rng.integers(0, s, size=(n_boot, s))
+    pi = rng.integers(0, n, size=(n_boot, n))
+    means = np.array([arr[si[b]][:, pi[b]].mean() for b in range(n_boot)])
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(arr.mean()), float(lo), float(hi)
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> dict:
+    """Paired comparison on the same problems: exact binomial test on the discordant pairs."""
+    if len(a) != len(b):
+        raise ValueError("paired lists differ in length")
+    b01 = sum(1 for x, y in zip(a, b) if not x and y)
+    b10 = sum(1 for x, y in zip(a, b) if x and not y)
+    n = b01 + b10
+    p = 1.0 if n == 0 else float(sps.binomtest(b01, n, 0.5).pvalue)
+    return {"a_only": b10, "b_only": b01, "p_value": p}
+
+
+def chi2_2x2(valid: list[bool], correct: list[bool]) -> dict:
+    table = [[sum(1 for v, c in zip(valid, correct) if v == vv and c == cc) for cc in (True, False)]
+             for vv in (True, False)]
+    arr = np.asarray(table)
+    if (arr.sum(axis=0) == 0).any() or (arr.sum(axis=1) == 0).any():
+        return {"table": table, "chi2": None, "p_value": None}
+    chi2, p, _, _ = sps.chi2_contingency(arr)
+    return {"table": table, "chi2": float(chi2), "p_value": float(p)}
