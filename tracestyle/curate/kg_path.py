@@ -37,6 +37,17 @@ def asserted_hops(text: str, kg: KnowledgeGraph) -> list[dict]:
     return out
 
 
+def reachable(start: str, edges: list) -> set[str]:
+    reach, changed = {start}, True
+    while changed:
+        changed = False
+        for a, b in edges:
+            if a in reach and b not in reach:
+                reach.add(b)
+                changed = True
+    return reach
+
+
 def verify_kg_path(text: str, problem: dict, kg: KnowledgeGraph) -> Verdict:
     """ok when at least one hop is asserted, every asserted hop is a KG edge in the stated direction,
     and the valid hops chain the question's start entity to its answer."""
@@ -49,18 +60,11 @@ def verify_kg_path(text: str, problem: dict, kg: KnowledgeGraph) -> Verdict:
             invalid.append({**h, "kind": "inverted"})
         else:
             invalid.append({**h, "kind": "hallucinated"})
-    reach = {problem["start"]}
-    changed = True
-    while changed:
-        changed = False
-        for h in valid:
-            if h["from"] in reach and h["to"] not in reach:
-                reach.add(h["to"])
-                changed = True
-    connected = problem["answer_entity"] in reach
+    connected = problem["answer_entity"] in reachable(problem["start"], [(h["from"], h["to"]) for h in valid])
     gold_edges = {(p["from"], p["to"]) for p in problem.get("path", [])}
     covered = sum(1 for h in valid if (h["from"], h["to"]) in gold_edges)
     details = {"asserted": len(hops), "valid_hops": len(valid), "invalid_hops": invalid, "connected": connected,
+               "valid": [[h["from"], h["to"]] for h in valid],
                "gold_coverage": covered / max(1, len(gold_edges))}
     if not hops:
         return Verdict(False, "kg_path:no_hops", details=details)

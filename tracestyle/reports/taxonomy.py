@@ -9,13 +9,51 @@ from __future__ import annotations
 
 import re
 
+import ast
+import operator
+
+from tracestyle.curate.kg_path import reachable
 from tracestyle.curate.numbers import all_numbers, numbers_equal, parse_number
 from tracestyle.distill.rsft import repetition_penalty
 
-_EQ = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*([-+*/x×÷])\s*(-?\d[\d,]*(?:\.\d+)?)\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "x": lambda a, b: a * b,
-        "×": lambda a, b: a * b, "/": lambda a, b: a / b if b else None, "÷": lambda a, b: a / b if b else None}
-_INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
+_NUM = r"\$?\(?-?\d[\d,]*(?:\.\d+)?\)?"
+# a whole stated computation "a op b op c = d", so "16 + 3 + 4 = 23" is not misread as "4 = 23"
+_EQ = re.compile(rf"((?:{_NUM}\s*[-+*/x×÷]\s*)+{_NUM})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+_INVERT = str.maketrans({"+": "-", "-": "+", "*": "/", "/": "*"})
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+          "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100}
+
+
+def safe_eval(expr: str) -> float | None:
+    """Arithmetic only (numbers, + - * /, parentheses); anything else is None, never executed."""
+    e = expr.replace(",", "").replace("$", "").replace("×", "*").replace("÷", "/")
+    e = re.sub(r"(?<=\d)\s*x\s*(?=[\d(])", "*", e)
+    try:
+        tree = ast.parse(e, mode="eval")
+    except SyntaxError:
+        return None
+
+    def ev(n):
+        if isinstance(n, ast.Expression):
+            return ev(n.body)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)):
+            return float(n.value)
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        if isinstance(n, ast.BinOp) and type(n.op) in _BIN:
+            return _BIN[type(n.op)](ev(n.left), ev(n.right))
+        raise ValueError("not arithmetic")
+    try:
+        return ev(tree)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
+def question_numbers(question: str) -> list[float]:
+    nums = [n for n in all_numbers(question) if n != 1.0]
+    nums += [float(v) for w, v in _WORDS.items() if re.search(rf"\b{w}\b", question, re.IGNORECASE)]
+    return nums
 
 
 def is_loop(text: str) -> bool:
@@ -35,30 +73,22 @@ def kg_category(row: dict, problem: dict) -> str:
         return "hallucinated_edge"
     if row.get("verdict") == "no_answer" or row.get("extracted") in (None, ""):
         return "no_answer"
-    gold_edges = len(problem.get("path", []))
-    if path.get("connected") is False and path.get("valid_hops", 0) > 0:
-        if 0 < path.get("valid_hops", 0) < gold_edges and _reached_intermediate(row, problem):
-            return "skipped_hop"
-        return "broken_chain"
-    return "wrong_entity"
-
-
-def _reached_intermediate(row: dict, problem: dict) -> bool:
-    """The answer given is an entity on the gold path before its end: the chain stopped short or jumped."""
     ans = (row.get("extracted") or "").strip().lower()
-    mids = [h["to"].lower() for h in problem.get("path", [])[:-1]]
-    return ans in mids
+    mids = {h["to"].lower() for h in problem.get("path", [])[:-1]}
+    reach = {e.lower() for e in reachable(problem["start"], path.get("valid", []))}
+    if ans in mids and ans in reach:
+        return "skipped_hop"    # a sound chain that stopped short of the last hops (or jumped over them)
+    if path.get("valid_hops", 0) > 0 and ans not in reach:
+        return "broken_chain"   # valid hops that do not connect the start to the answer given
+    return "wrong_entity"
 
 
 def arithmetic_errors(text: str) -> list[str]:
     bad = []
-    for a, op, b, c in _EQ.findall(text):
-        x, y, z = (parse_number(v) for v in (a, b, c))
-        if x is None or y is None or z is None:
-            continue
-        r = _OPS[op](x, y)
-        if r is not None and not numbers_equal(r, z, 1e-4):
-            bad.append(f"{a} {op} {b} = {c}")
+    for lhs, rhs in _EQ.findall(text):
+        r, z = safe_eval(lhs), parse_number(rhs)
+        if r is not None and z is not None and not numbers_equal(r, z, 1e-4):
+            bad.append(f"{lhs} = {rhs}")
     return bad
 
 
@@ -74,28 +104,28 @@ def gsm8k_category(row: dict, problem: dict) -> str:
     if arithmetic_errors(text):
         return "arithmetic_error"
     nums = all_numbers(text)
+
+    def seen(v: float) -> bool:
+        return any(numbers_equal(v, n) for n in nums)
+
     final = parse_number(row.get("extracted") or "")
-    if any(numbers_equal(n, gold) for n in nums) and not numbers_equal(final, gold):
+    if seen(gold) and not numbers_equal(final, gold):
         return "answer_overwriting"
     refs = [parse_number(c["result"]) for s in problem.get("steps", []) for c in s["calcs"]]
     refs = [r for r in refs if r is not None]
     inter = refs[:-1]
     for s in problem.get("steps", []):
         for c in s["calcs"]:
-            m = re.fullmatch(r"\s*(-?[\d.]+)\s*([-+*/])\s*(-?[\d.]+)\s*", c["expr"])
-            if m and m.group(2) in _INVERSE:
-                x, y = float(m.group(1)), float(m.group(3))
-                wrong = _OPS[_INVERSE[m.group(2)]](x, y)
-                if wrong is not None and any(numbers_equal(n, wrong) for n in nums) and \
-                        not any(numbers_equal(n, parse_number(c["result"])) for n in nums):
-                    return "relation_inversion"
-    def seen(v: float) -> bool:
-        return any(numbers_equal(v, n) for n in nums)
-
+            # the inverse operations on the reference operands ("more" read as "less"), and not the right value
+            wrong = safe_eval(c["expr"].translate(_INVERT))
+            right = parse_number(c["result"])
+            if wrong is not None and right is not None and not numbers_equal(wrong, right) and seen(wrong) \
+                    and not seen(right):
+                return "relation_inversion"
     present = [r for r in inter if seen(r)]
     if inter and len(present) == len(inter):
         return "aggregation_error"   # every reference intermediate is there; the final combination is wrong
-    q_nums = [q for q in all_numbers(problem.get("question", "")) if q != 1.0]
+    q_nums = question_numbers(problem.get("question", ""))
     missing_q = [q for q in q_nums if not seen(q)]
     if missing_q and len(missing_q) < len(q_nums):
         return "forgotten_premise"   # some given quantities are used, at least one never appears

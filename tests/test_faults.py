@@ -1,0 +1,53 @@
+"""The openai teacher behind a fault-injecting proxy in front of the real llama.cpp server."""
+
+import json
+
+import pytest
+
+from fault_proxy import FAULTS, FaultProxy
+from tracestyle.curate.generate import generate
+from tracestyle.curate.kg_questions import generate_kg_problems
+from tracestyle.curate.teacher_openai import OpenAIConfig
+from tracestyle.prompts import load_registers
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+
+def _run(tmp_path, base_url, n=6, retries=10):
+    probs = generate_kg_problems("devops", "train", n, 5)
+    cfg = OpenAIConfig(base_url=base_url, model="smollm2", max_tokens=8, temperature=0.0, concurrency=2,
+                       timeout=10.0, max_retries=retries, backoff_base=0.05, backoff_max=0.2)
+    res = generate(probs, load_registers(["normal"]), tmp_path, "openai", cfg, quiet=True)
+    rows = [json.loads(x) for x in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    failed = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()]
+    return res, rows, failed
+
+
+def test_every_fault_is_retried_and_nothing_is_lost(tmp_path, llama_server):
+    # each fault kind once, then a pass-through, in rotation
+    schedule = [x for f in FAULTS for x in (f, None)]
+    with FaultProxy(llama_server["base_url"], schedule) as proxy:
+        res, rows, failed = _run(tmp_path, proxy.base_url, n=10)
+    assert set(proxy.injected) == set(FAULTS), proxy.injected
+    assert len(rows) == 10 and not failed
+    assert len({r["problem_id"] for r in rows}) == 10
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["counts"]["rows"] == len(rows) and man["counts"]["failed"] == 0
+    faults = man["usage"]["faults"]
+    for kind in ("http_429", "http_500", "http_503", "timeout", "malformed_json", "empty_choices"):
+        assert faults.get(kind, 0) >= 1, (kind, faults)
+    assert any(k.startswith("connection") for k in faults), faults
+    assert man["usage"]["retries"] >= len(FAULTS)
+
+
+def test_permanent_failure_is_recorded_with_reason(tmp_path, llama_server):
+    with FaultProxy(llama_server["base_url"], ["503"]) as proxy:
+        res, rows, failed = _run(tmp_path, proxy.base_url, n=3, retries=2)
+    assert not rows and len(failed) == 3
+    assert all("gave up after 3 attempts: http_503" in f["reason"] for f in failed)
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["counts"]["failed"] == 3 and man["usage"]["failed"] == 3 and proxy.count == 9
+    # the server comes back: a rerun retries only what failed
+    (tmp_path / "manifest.json").unlink()
+    res, rows, failed = _run(tmp_path, llama_server["base_url"], n=3)
+    assert len(rows) == 3 and not failed

@@ -1,0 +1,69 @@
+"""A tiny real grid: token-matched budgets, results.csv, report files, reruns that recompute nothing, bad specs."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import run_cli
+
+SPEC = """task: kg
+domain: world
+registers: [normal, titanium]
+students: [smollm2-135m]
+seeds: [0]
+train_n: 16
+eval_n: 4
+steps: 2
+batch_size: 2
+eval_max_new_tokens: 16
+eval_batch_size: 4
+token_budget: matched
+"""
+
+
+@pytest.mark.slow
+def test_tiny_grid_report_and_rerun(tmp_path):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    r = run_cli("grid", str(spec), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(x["student"], x["register"], x["seed"]) for x in rows} == {
+        ("smollm2-135m", "base", "0"), ("smollm2-135m", "normal", "0"), ("smollm2-135m", "titanium", "0")}
+    for x in rows:
+        assert float(x["ci_low"]) <= float(x["accuracy"]) <= float(x["ci_high"]) and x["n"] == "4"
+    tok = json.loads((out / "data" / "tokens.json").read_text())
+    totals = [v["total"] for v in tok["registers"].values()]
+    assert all(abs(t - tok["budget"]) <= 0.01 * tok["budget"] for t in totals), tok
+    html = (out / "report.html").read_text()
+    assert "Accuracy by student size" in html and "data:image/png;base64," in html and "http" not in html
+    md = (out / "report.md").read_text()
+    for section in ("Failure categories", "Accuracy by difficulty", "Training token budget", "Trace-valid",
+                    "McNemar", "No eval-leak override"):
+        assert section in md, section
+
+    manifests = {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")}
+    assert len(manifests) >= 8
+    r = run_cli("grid", str(spec), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")} == manifests, "a rerun recomputes nothing"
+    r = run_cli("report", str(out))
+    assert r.returncode == 0 and "titanium" in r.stdout
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("task: kg\ncolour: red\n", "grid.yaml:2: field 'colour': unknown key"),
+    ("task: kg\ntrain_n: -5\n", "grid.yaml:2: field 'train_n'"),
+    ("task: chess\n", "field 'task'"),
+    ("task: kg\neval_hops: [5, 4]\n", "field 'eval_hops'"),
+    ("task: kg\ntoken_budget: lots\n", "field 'token_budget'"),
+    ("task: [kg\n", "malformed YAML"),
+])
+def test_bad_grid_specs(tmp_path, body, needle):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(body)
+    r = run_cli("grid", str(spec), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
