@@ -4,7 +4,6 @@ nothing already written damaged."""
 import json
 
 import pytest
-
 from conftest import run_cli
 
 

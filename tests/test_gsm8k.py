@@ -1,6 +1,7 @@
+import pytest
+
 from tracestyle.curate.gsm8k import load_gsm8k, parse_solution
 from tracestyle.errors import InputError
-import pytest
 
 
 def test_loads_real_splits_with_steps(gsm8k_dir):

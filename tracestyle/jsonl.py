@@ -6,8 +6,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from tracestyle.errors import InputError
 
@@ -119,7 +120,7 @@ class AppendLog:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "AppendLog":
+    def __enter__(self) -> AppendLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

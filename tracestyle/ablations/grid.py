@@ -39,7 +39,7 @@ class GridSpec:
     executor: str = "local"
 
     @classmethod
-    def load(cls, path: str | Path) -> "GridSpec":
+    def load(cls, path: str | Path) -> GridSpec:
         p = Path(path)
         try:
             data = yaml.safe_load(p.read_text()) or {}
@@ -81,7 +81,8 @@ class GridSpec:
             bad("recipe", f"unknown recipe '{self.recipe}' (sft, sft+rsft)")
         if self.executor not in ("local", "ray"):
             bad("executor", f"unknown executor '{self.executor}' (local, ray)")
-        if not (self.token_budget in ("none", "matched") or (isinstance(self.token_budget, int) and self.token_budget > 0)):
+        tb = self.token_budget
+        if not (tb in ("none", "matched") or (isinstance(tb, int) and not isinstance(tb, bool) and tb > 0)):
             bad("token_budget", f"must be none, matched or a positive integer, got {self.token_budget!r}")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from tracestyle.curate.compliance import check_compliance
 from tracestyle.curate.extract import verify_answer

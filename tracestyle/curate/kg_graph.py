@@ -97,7 +97,8 @@ def load_kg(path: str | Path) -> KnowledgeGraph:
 
 def _require(obj: dict, key: str, kind: type, where: str, path: str, text: str):
     if not isinstance(obj, dict) or key not in obj:
-        raise InputError(f"missing in {where}", path, _line_of(text, json.dumps(obj)[:30]) if isinstance(obj, dict) else None, key)
+        line = _line_of(text, json.dumps(obj)[:30]) if isinstance(obj, dict) else None
+        raise InputError(f"missing in {where}", path, line, key)
     if not isinstance(obj[key], kind):
         raise InputError(f"expected {kind.__name__} in {where}", path, _line_of(text, f'"{key}"'), key)
     return obj[key]

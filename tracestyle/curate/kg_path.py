@@ -26,7 +26,7 @@ def asserted_hops(text: str, kg: KnowledgeGraph) -> list[dict]:
     out = []
     for seg in _SEGMENT.split(text):
         mentions = [(m.start(), m.end(), canon[m.group(1).lower()]) for m in ents.finditer(seg)]
-        for (s1, e1, a), (s2, e2, b) in zip(mentions, mentions[1:]):
+        for (_, e1, a), (s2, _, b) in zip(mentions, mentions[1:]):
             between = seg[e1:s2]
             pm = prx.search(between)
             if not pm:

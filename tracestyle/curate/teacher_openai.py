@@ -9,9 +9,9 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -173,9 +173,8 @@ class OpenAITeacher:
                     break
                 choices = data["choices"]
                 if use_n and len(choices) < len(idx):
-                    if self.cfg.n_mode == "param":
-                        choices = choices  # keep what came; the rest fail below
-                    self._server_ignores_n = True   # e.g. llama.cpp's server: n>1 silently gives one choice
+                    # e.g. llama.cpp's server: n>1 silently gives one choice; from now on, k separate requests
+                    self._server_ignores_n = True
                 for i, ch in zip(idx, choices):
                     rec = {"key": keys[i], "text": ch["message"]["content"],
                            "finish_reason": ch.get("finish_reason"), "usage": data.get("usage")}

@@ -35,7 +35,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         for name in ("lr", "batch_size", "grad_accum", "max_length", "epochs"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v <= 0:

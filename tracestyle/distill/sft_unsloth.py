@@ -28,9 +28,9 @@ def train_unsloth(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> di
         import torch
         if not torch.cuda.is_available():
             raise InputError("the unsloth backend needs a CUDA GPU; use --backend hf on this machine", field="backend")
-        from unsloth import FastLanguageModel
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
+        from unsloth import FastLanguageModel
     except ImportError:
         raise MissingExtraError("unsloth", "unsloth") from None
     from tracestyle.distill.data import build_prompt

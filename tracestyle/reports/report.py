@@ -50,7 +50,7 @@ def _by_register(data: dict) -> dict:
     """(student, register) -> list over seeds of per-problem correctness in a fixed problem order."""
     ids = sorted(data["problems"])
     agg: dict = defaultdict(list)
-    for (s, r, seed), rows in data["evals"].items():
+    for (s, r, _seed), rows in data["evals"].items():
         m = {x["problem_id"]: bool(x["correct"]) for x in rows}
         if all(i in m for i in ids):
             agg[(s, r)].append([m[i] for i in ids])
@@ -131,7 +131,7 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
                    ["student"] + cols, rows))
     # failure taxonomy
     cats: dict = {}
-    for (s, r, seed), ev in data["evals"].items():
+    for (s, r, _seed), ev in data["evals"].items():
         c = Counter(categorize(x, problems[x["problem_id"]]) for x in ev)
         for k, v in c.items():
             cats.setdefault((s, r), Counter())[k] += v

@@ -7,10 +7,9 @@ aggregation error, relation inversion, operation omission, loop degeneration.
 
 from __future__ import annotations
 
-import re
-
 import ast
 import operator
+import re
 
 from tracestyle.curate.kg_path import reachable
 from tracestyle.curate.numbers import all_numbers, numbers_equal, parse_number

@@ -1,0 +1,108 @@
+"""SFT throughput and peak RSS: `tracestyle train` (hf backend) vs TRL's SFTTrainer on the same model, data,
+sequence length, batch and LoRA settings, each in its own process. Prints JSON."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEPS, BATCH, SEQ = 12, 8, 256
+LORA = {"r": 16, "alpha": 32, "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+
+
+def make_data(path: Path) -> None:
+    from tracestyle.curate.kg_questions import generate_kg_problems
+    from tracestyle.curate.teacher_template import template_trace
+    from tracestyle.jsonl import write_jsonl
+    from tracestyle.prompts import load_registers
+
+    reg = load_registers(["gold"])["gold"]
+    probs = generate_kg_problems("devops", "train", STEPS * BATCH, 11)
+    write_jsonl(path, [{"problem_id": p["id"], "question": p["question"], "text": template_trace(p, reg)}
+                       for p in probs])
+
+
+def count_tokens(rows, tok) -> int:
+    from tracestyle.distill.data import encode_example
+    return sum(len(e["input_ids"]) for e in (encode_example(tok, r["question"], r["text"], SEQ) for r in rows) if e)
+
+
+def run_ours(data: Path, out: Path) -> dict:
+    from tracestyle.distill.config import config_from_preset
+    from tracestyle.distill.sft_hf import train_hf
+    from tracestyle.jsonl import read_jsonl
+
+    rows = read_jsonl(data)
+    cfg = config_from_preset("smollm2-135m", max_steps=STEPS, batch_size=BATCH, max_length=SEQ, lora_r=LORA["r"],
+                             lora_alpha=LORA["alpha"], lora_targets=LORA["targets"], eval_fraction=0.0,
+                             save_every=10_000, eval_every=10_000)
+    res = train_hf(rows, cfg, out)
+    from tracestyle.distill.models import load_tokenizer
+    return {"seconds": res["seconds"], "tokens": count_tokens(rows, load_tokenizer("smollm2-135m"))}
+
+
+def run_trl(data: Path, out: Path) -> dict:
+    import os
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from tracestyle.distill.data import build_prompt, end_text
+    from tracestyle.distill.models import load_model, load_tokenizer
+    from tracestyle.jsonl import read_jsonl
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows = read_jsonl(data)
+    tok = load_tokenizer("smollm2-135m")
+    model = load_model("smollm2-135m", "float32")
+    ds = Dataset.from_list([{"prompt": build_prompt(tok, r["question"]), "completion": r["text"] + end_text(tok)}
+                            for r in rows])
+    args = SFTConfig(output_dir=str(out), per_device_train_batch_size=BATCH, max_steps=STEPS, max_length=SEQ,
+                     learning_rate=1e-3, logging_steps=1, report_to="none", bf16=False, fp16=False,
+                     gradient_checkpointing=False, completion_only_loss=True, packing=False, save_strategy="no",
+                     dataloader_num_workers=0, use_cpu=True, seed=0)
+    lcfg = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], target_modules=LORA["targets"], task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lcfg)
+    t0 = time.time()
+    trainer.train()
+    return {"seconds": time.time() - t0, "tokens": count_tokens(rows, tok)}
+
+
+def child(which: str, data: str, out: str) -> None:
+    res = (run_ours if which == "ours" else run_trl)(Path(data), Path(out))
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(res))
+
+
+def main() -> None:
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sft-"))
+    data = tmp / "data.jsonl"
+    make_data(data)
+    out = {}
+    for which in ("trl", "ours"):
+        r = subprocess.run([sys.executable, __file__, "child", which, str(data), str(tmp / which)],
+                           capture_output=True, text=True, env={**__import__("os").environ, "TRACESTYLE_QUIET": "1"})
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+        if not line:
+            raise SystemExit(f"{which} failed:\n{r.stderr[-2000:]}")
+        res = json.loads(line[0][7:])
+        res["tokens_per_s"] = res["tokens"] / res["seconds"]
+        out[which] = res
+    out["ratio_sft_vs_trl"] = out["ours"]["tokens_per_s"] / out["trl"]["tokens_per_s"]
+    out["rss_ratio_vs_trl"] = out["ours"]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        child(*sys.argv[2:5])
+    else:
+        main()

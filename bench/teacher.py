@@ -1,0 +1,88 @@
+"""Teacher client throughput against the local llama.cpp server: our client (concurrency 8) vs a sequential
+`openai` loop vs the server's saturation (8 concurrent raw requests); then a cached rerun. Prints JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import free_port
+
+N, MAX_TOKENS = 24, 48
+
+
+def messages(i: int) -> list[dict]:
+    return [{"role": "user", "content": f"Write one sentence about the number {i}."}]
+
+
+async def saturate(base: str) -> tuple[int, float]:
+    sem = asyncio.Semaphore(8)
+
+    async def one(c, i):
+        async with sem:
+            r = await c.post("/chat/completions", json={"model": "smollm2", "messages": messages(i),
+                                                        "max_tokens": MAX_TOKENS, "temperature": 0.7, "seed": i})
+            return r.json()["usage"]["completion_tokens"]
+    t0 = time.time()
+    async with httpx.AsyncClient(base_url=base, timeout=300) as c:
+        toks = await asyncio.gather(*(one(c, i) for i in range(N)))
+    return sum(toks), time.time() - t0
+
+
+def main() -> None:
+    from openai import OpenAI
+
+    from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
+    from tracestyle.distill.models import bundled_gguf
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
+                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(base + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        out = {}
+        toks, secs = asyncio.run(saturate(base))
+        out["saturation_tokens_per_s"] = toks / secs
+        client = OpenAI(base_url=base, api_key="none")
+        t0, toks = time.time(), 0
+        for i in range(N):
+            r = client.chat.completions.create(model="smollm2", messages=messages(i), max_tokens=MAX_TOKENS,
+                                               temperature=0.7, seed=i)
+            toks += r.usage.completion_tokens
+        out["sequential_openai_tokens_per_s"] = toks / (time.time() - t0)
+        cache = Path(tempfile.mkdtemp()) / "cache.jsonl"
+        cfg = OpenAIConfig(base_url=base, model="smollm2", max_tokens=MAX_TOKENS, concurrency=8)
+        t = OpenAITeacher(cfg, cache)
+        t.run([Job(messages(i), {"i": i}) for i in range(N)])
+        out["ours_tokens_per_s"] = t.stats.completion_tokens / t.elapsed
+        # cached rerun over 1,000 rows: 0 requests
+        jobs = [Job(messages(i % N), {"i": i}) for i in range(1000)]
+        t2 = OpenAITeacher(cfg, cache)
+        t2.run(jobs)
+        out["cached_rerun_seconds_per_1000"] = t2.elapsed
+        out["cached_rerun_requests"] = t2.stats.requests
+        out["ratio_teacher_vs_saturation"] = out["ours_tokens_per_s"] / out["saturation_tokens_per_s"]
+        out["ratio_teacher_vs_sequential"] = out["ours_tokens_per_s"] / out["sequential_openai_tokens_per_s"]
+        print(json.dumps(out))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
