@@ -4,6 +4,7 @@ nothing already written damaged."""
 import json
 
 import pytest
+
 from conftest import run_cli
 
 

@@ -3,12 +3,13 @@
 import json
 
 import pytest
-from fault_proxy import FAULTS, FaultProxy
 
 from tracestyle.curate.generate import generate
 from tracestyle.curate.kg_questions import generate_kg_problems
 from tracestyle.curate.teacher_openai import OpenAIConfig
 from tracestyle.prompts import load_registers
+
+from fault_proxy import FAULTS, FaultProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

@@ -2,8 +2,14 @@
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+
 from conftest import run_cli
 
 SPEC = """task: kg
@@ -22,12 +28,26 @@ token_budget: matched
 
 
 @pytest.mark.slow
-def test_tiny_grid_report_and_rerun(tmp_path):
+def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
     spec = tmp_path / "grid.yaml"
     spec.write_text(SPEC)
     out = tmp_path / "run"
+    # kill -9 inside the first training cell: finished stages must not be redone
+    proc = subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", "grid", str(spec), "--out", str(out)],
+                            env={**os.environ, "TRACESTYLE_QUIET": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base_manifest = out / "cells" / "smollm2-135m" / "base" / "eval" / "manifest.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not base_manifest.exists():
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")}
+    assert base_manifest in done_before and not (out / "results.csv").exists()
     r = run_cli("grid", str(spec), "--out", str(out))
     assert r.returncode == 0, r.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in done_before.items()), "only unfinished cells are redone"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {(x["student"], x["register"], x["seed"]) for x in rows} == {
         ("smollm2-135m", "base", "0"), ("smollm2-135m", "normal", "0"), ("smollm2-135m", "titanium", "0")}

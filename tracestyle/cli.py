@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # library deprecation chatter (transformers, torch) is not actionable for our users
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args) or 0

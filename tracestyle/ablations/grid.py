@@ -68,6 +68,18 @@ class GridSpec:
             bad("registers", "needs at least one register")
         if not self.students:
             bad("students", "needs at least one student")
+        from tracestyle.distill.models import load_preset
+        for st in self.students:
+            try:
+                load_preset(st)
+            except InputError as e:
+                bad("students", str(e))
+        from tracestyle.prompts import BUILTIN_REGISTERS
+        for r in self.registers:
+            if r not in BUILTIN_REGISTERS:
+                bad("registers", f"unknown register '{r}' (known: {', '.join(BUILTIN_REGISTERS)})")
+        if not self.seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
+            bad("seeds", f"must be a non-empty list of integers, got {self.seeds!r}")
         for k in ("train_n", "eval_n", "eval_max_new_tokens", "eval_batch_size"):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
                 bad(k, f"must be a positive integer, got {getattr(self, k)!r}")
@@ -116,7 +128,7 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
     """Per-register training files, token-matched when the spec asks; the match report goes to tokens.json."""
     from tracestyle.ablations.token_match import match_budget
     from tracestyle.curate.stats import count_tokens_fn
-    from tracestyle.jsonl import strip_meta, write_json
+    from tracestyle.jsonl import safe_child, strip_meta, write_json
 
     rows = [strip_meta(r) for r in read_jsonl(curated, allow_empty=True)]
     by = {reg: [r for r in rows if r["register"] == reg] for reg in spec.registers}
@@ -129,10 +141,18 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
     write_json(out / "data" / "tokens.json", report)
     paths = {}
     for reg, rs in by.items():
-        p = out / "data" / f"{reg}.jsonl"
+        p = safe_child(out, f"data/{reg}.jsonl")
         write_jsonl(p, rs)
         paths[reg] = p
     return paths
+
+
+def cell_dir(out: Path, student: str, register: str, seed: int | None = None) -> Path:
+    """A cell's folder; names become path parts safely (hub ids keep their meaning, '..' cannot escape)."""
+    from tracestyle.jsonl import safe_child
+
+    parts = [student.replace("/", "__"), register] + ([f"seed{seed}"] if seed is not None else [])
+    return safe_child(out, "/".join(["cells", *parts]))
 
 
 def cells(spec: GridSpec) -> list[dict]:
@@ -160,10 +180,10 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     filters = ["length", "correct", "compliance", "dedup", "overlap"] + (["kg_path"] if spec.task == "kg" else [])
     curate(out / "gen" / "traces.jsonl", out / "curated", spec.task, filters, registers, eval_path=ev, quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")
-    jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(out / "cells" / s / "base" / "eval")}
+    jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(cell_dir(out, s, "base") / "eval")}
             for s in spec.students]
     for c in cells(spec):
-        cdir = out / "cells" / c["student"] / c["register"] / f"seed{c['seed']}"
+        cdir = cell_dir(out, c["student"], c["register"], c["seed"])
         jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter")})
         adapter = cdir / "adapter"
         if spec.recipe == "sft+rsft":

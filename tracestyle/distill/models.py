@@ -77,6 +77,7 @@ def bundled_model_dir() -> Path:
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
         return out
     gguf = bundled_gguf()
+    quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -102,6 +103,14 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def quiet_transformers() -> None:
+    """Our own progress bars report the work; transformers' per-load bars would drown them."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_tokenizer(student: str):
     from transformers import AutoTokenizer
 
@@ -117,6 +126,7 @@ def load_model(student: str, dtype: str = "float32", device: str = "cpu"):
     import torch
     from transformers import AutoModelForCausalLM
 
+    quiet_transformers()
     path = resolve_model_path(load_preset(student).model)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), use_safetensors=True)

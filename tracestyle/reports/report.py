@@ -10,6 +10,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tracestyle.ablations.grid import cell_dir
 from tracestyle.jsonl import atomic_write_text, read_jsonl
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
@@ -25,12 +26,12 @@ def collect(run: Path) -> dict:
     problems = {p["id"]: p for p in read_jsonl(run / "problems" / "eval.jsonl")}
     evals: dict[tuple, list[dict]] = {}
     for s in spec["students"]:
-        rows = _eval_rows(run / "cells" / s / "base" / "eval")
+        rows = _eval_rows(cell_dir(run, s, "base") / "eval")
         if rows is not None:
             evals[(s, "base", 0)] = rows
         for r in spec["registers"]:
             for seed in spec["seeds"]:
-                rows = _eval_rows(run / "cells" / s / r / f"seed{seed}" / "eval")
+                rows = _eval_rows(cell_dir(run, s, r, seed) / "eval")
                 if rows is not None:
                     evals[(s, r, seed)] = rows
     return {"spec": spec, "problems": problems, "evals": evals}
@@ -74,7 +75,7 @@ def _loss_plot(run: Path, spec: dict) -> str | None:
     drawn = False
     for s in spec["students"]:
         for r in spec["registers"]:
-            p = run / "cells" / s / r / f"seed{spec['seeds'][0]}" / "adapter" / "metrics.jsonl"
+            p = cell_dir(run, s, r, spec["seeds"][0]) / "adapter" / "metrics.jsonl"
             if not p.exists():
                 continue
             m = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
