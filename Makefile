@@ -23,6 +23,8 @@ setup: $(BIN)/.installed
 
 $(BIN)/.server: $(BIN)/.installed
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	# headless Chromium for the report-rendering test, where apt is available (the test skips otherwise)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || true
 	touch $@
 
 setup-test: setup $(BIN)/.server

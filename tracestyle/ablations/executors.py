@@ -18,8 +18,9 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         from tracestyle.distill.evaluate import run_eval
         return run_eval(job["student"], eval_problems, job["out"], job["adapter"], spec.eval_batch_size,
                         spec.eval_max_new_tokens)
+    # short grid runs still get a held-out loss curve: four points over the run
     cfg = config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
-                             seed=job["seed"])
+                             seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None)
     if job["kind"] == "train":
         from tracestyle.distill.train import run_train
         return run_train(job["data"], cfg, job["out"])
