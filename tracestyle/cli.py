@@ -32,10 +32,12 @@ def _problems(args) -> list[dict]:
         return [strip_meta(r) for r in rows]
     if args.task == "gsm8k":
         split = {"eval": "test"}.get(args.split, args.split)
+        if args.n is not None and args.n < 1:
+            raise InputError("n must be at least 1", field="n")
         return load_gsm8k(split, args.data, args.n)
     if args.task == "kg":
         ranges = {"train": args.train_hops, "eval": args.eval_hops}
-        return generate_kg_problems(args.domain, args.split, args.n or 100, args.seed, ranges, args.mc,
+        return generate_kg_problems(args.domain, args.split, 100 if args.n is None else args.n, args.seed, ranges, args.mc,
                                     not args.closed_book)
     raise InputError(f"unknown task '{args.task}' (gsm8k, kg)", field="task")
 

@@ -44,7 +44,7 @@ class GridSpec:
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
+            mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
             raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(p),
                              mark.line + 1 if mark else None) from None
         except (OSError, UnicodeDecodeError) as e:

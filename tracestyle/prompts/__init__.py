@@ -87,7 +87,9 @@ def load_register(folder: str | Path) -> Register:
     try:
         meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        # the construct's start (context_mark) is where the user must look; the problem mark is often EOF
+        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
+        line = getattr(mark, "line", None)
         raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(meta_path),
                          None if line is None else line + 1) from None
     except UnicodeDecodeError:
