@@ -47,6 +47,9 @@ def test_import_guards_name_the_extra(monkeypatch):
     from tracestyle.distill.sft_mlx import train_mlx
     with pytest.raises((MissingExtraError, InputError)):
         train_mlx([{"question": "q", "text": "t"}], config_from_preset("smollm2-135m"), "/tmp/none")
+    from tracestyle.distill.eval_mlx import generate_mlx
+    with pytest.raises(MissingExtraError, match=r"tracestyle\[mlx\]"):
+        generate_mlx("smollm2-135m", None, ["q"], 4, 0.0)
     from tracestyle.distill.sft_unsloth import train_unsloth
     with pytest.raises(InputError, match="CUDA|unsloth"):
         train_unsloth([], config_from_preset("smollm2-135m"), "/tmp/none")

@@ -97,3 +97,20 @@ def test_rerun_is_skipped(tmp_path):
 def test_registers_lists_builtins():
     r = run_cli("registers")
     assert r.returncode == 0 and all(n in r.stdout for n in ("normal", "gold", "titanium", "diamond"))
+
+
+def test_parquet_output_and_safe_paths(tmp_path):
+    import polars as pl
+
+    from tracestyle.errors import InputError
+    from tracestyle.jsonl import safe_child
+
+    assert run_cli("generate", "--task", "kg", "--split", "train", "--n", "6", "--out", str(tmp_path / "g")).returncode == 0
+    r = run_cli("curate", "--in", str(tmp_path / "g" / "traces.jsonl"), "--task", "kg", "--format", "parquet",
+                "--out", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    df = pl.read_parquet(tmp_path / "c" / "kept.parquet")
+    assert df.height == 24 and {"problem_id", "register", "text", "gold"} <= set(df.columns)
+    assert safe_child(tmp_path, "a/b.jsonl") == (tmp_path / "a" / "b.jsonl").resolve()
+    with pytest.raises(InputError, match="escapes the run directory"):
+        safe_child(tmp_path, "../../etc/passwd")

@@ -73,3 +73,17 @@ def test_k_samples_when_server_ignores_n(tmp_path, llama_server):
     assert not failed and len(results) == 6
     assert sorted((r["i"], r["sample"]) for r in results) == [(i, s) for i in range(2) for s in range(3)]
     assert len({r["text"] for r in results if r["i"] == 0}) >= 2, "separate seeds give separate samples"
+
+
+def test_llm_judge_compliance_through_the_server(tmp_path, llama_server):
+    """The judge is a real model: its verdicts are whatever it says, parsed into ok / noncompliant / unparsable."""
+    probs = tmp_path / "p.jsonl"
+    assert run_cli("problems", "--task", "kg", "--split", "train", "--n", "3", "--out", str(probs)).returncode == 0
+    assert run_cli("generate", "--problems", str(probs), "--registers", "normal", "--out",
+                   str(tmp_path / "g")).returncode == 0
+    r = run_cli("curate", "--in", str(tmp_path / "g" / "traces.jsonl"), "--task", "kg", "--filters", "judge",
+                "--judge-base-url", llama_server["base_url"], "--judge-model", "smollm2", "--out", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    rows = _rows(tmp_path / "c" / "kept.jsonl") + _rows(tmp_path / "c" / "dropped.jsonl")
+    assert len(rows) == 3
+    assert all(x["checks"]["judge"]["reason"] in ("ok", "judge:noncompliant", "judge:unparsable") for x in rows)

@@ -116,7 +116,7 @@ def add_distill_commands(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm", "mlx"])
     p.set_defaults(fn=cmd_eval)
 
     from tracestyle.cli_grid import add_grid_commands

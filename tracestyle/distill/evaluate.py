@@ -60,12 +60,17 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
     todo = [p for p in problems if p["id"] not in done]
     gen_tokens, gen_secs = 0, 0.0
     if todo:
-        if backend == "vllm":
-            from tracestyle.distill.eval_vllm import generate_vllm_lora
-            texts = generate_vllm_lora(student, adapter, [p["question"] for p in todo], max_new_tokens, temperature)
-            outs = [(p, t, 0) for p, t in zip(todo, texts)]
-            for p, t, n in outs:
-                partial.append({"problem_id": p["id"], "output": t, "tokens": n})
+        if backend in ("vllm", "mlx"):
+            if backend == "vllm":
+                from tracestyle.distill.eval_vllm import generate_vllm_lora as gen
+            else:
+                from tracestyle.distill.eval_mlx import generate_mlx as gen
+            from tracestyle.distill.models import load_tokenizer
+            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens, temperature)
+            tok = load_tokenizer(student)
+            for p, t in zip(todo, texts):
+                partial.append({"problem_id": p["id"], "output": t,
+                                "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
         else:
             from tracestyle.distill.generation import generate_batch, load_for_generation
             model, tok = load_for_generation(student, adapter, pick_device(device))
