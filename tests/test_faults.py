@@ -48,7 +48,7 @@ def test_permanent_failure_is_recorded_with_reason(tmp_path, llama_server):
     assert all("gave up after 3 attempts: http_503" in f["reason"] for f in failed)
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert man["counts"]["failed"] == 3 and man["usage"]["failed"] == 3 and proxy.count == 9
-    # the server comes back: a rerun retries only what failed
-    (tmp_path / "manifest.json").unlink()
+    assert man["complete"] is False
+    # the server comes back: the same rerun is not skipped, and retries only what failed
     res, rows, failed = _run(tmp_path, llama_server["base_url"], n=3)
     assert len(rows) == 3 and not failed

@@ -90,6 +90,8 @@ def is_complete(out_dir: str | Path, config: dict, inputs: list[str | Path]) -> 
     if not p.exists():
         return False
     try:
-        return json.loads(p.read_text()).get("key") == stage_key(config, inputs)
+        man = json.loads(p.read_text())
     except ValueError:
         return False
+    # a stage that recorded failed requests is done but not complete: a rerun retries just those
+    return man.get("key") == stage_key(config, inputs) and man.get("complete", True)

@@ -79,5 +79,5 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
     write_jsonl(out / "failed.jsonl", [{k: v for k, v in f.items()} for f in failed])
     counts = {"rows": len(rows), "failed": len(failed), "problems": len(problems),
               "per_register": {n: sum(1 for r in rows if r["register"] == n) for n in registers}}
-    write_manifest(out, "generate", cfg, list(inputs), counts, t0, extra)
+    write_manifest(out, "generate", cfg, list(inputs), counts, t0, {**extra, "complete": not failed})
     return {"skipped": False, "rows": len(rows), "failed": len(failed), **extra}
