@@ -50,6 +50,7 @@ def ray_executor(jobs: list[dict], spec, eval_problems: str, quiet: bool = False
     from dataclasses import asdict
 
     if not ray.is_initialized():
+        # a local instance unless RAY_ADDRESS points at a cluster
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=not quiet)
     remote = ray.remote(num_cpus=1)(run_job)
     sd = asdict(spec)

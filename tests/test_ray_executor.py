@@ -1,0 +1,34 @@
+"""The Ray executor on a local Ray instance: the same tiny grid as the local executor, one Ray task per stage."""
+
+import csv
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+SPEC = """task: kg
+domain: devops
+registers: [normal]
+students: [smollm2-135m]
+seeds: [0]
+train_n: 8
+eval_n: 3
+steps: 1
+batch_size: 2
+eval_max_new_tokens: 8
+eval_batch_size: 3
+executor: ray
+"""
+
+
+def test_ray_executor_runs_a_grid(tmp_path):
+    pytest.importorskip("ray")
+    (tmp_path / "g.yaml").write_text(SPEC)
+    r = run_cli("grid", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "run"),
+                env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    assert {x["register"] for x in rows} == {"base", "normal"} and all(x["n"] == "3" for x in rows)
+    assert (tmp_path / "run" / "cells" / "smollm2-135m" / "normal" / "seed0" / "adapter" / "adapter_config.json").exists()
