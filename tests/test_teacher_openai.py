@@ -87,3 +87,19 @@ def test_llm_judge_compliance_through_the_server(tmp_path, llama_server):
     rows = _rows(tmp_path / "c" / "kept.jsonl") + _rows(tmp_path / "c" / "dropped.jsonl")
     assert len(rows) == 3
     assert all(x["checks"]["judge"]["reason"] in ("ok", "judge:noncompliant", "judge:unparsable") for x in rows)
+
+
+def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
+    from test_report_render import _fake_run
+
+    from tracestyle.reports.judge_labels import load_taxonomy, parse_label
+
+    cats = load_taxonomy()
+    assert parse_label("Scope_confusion.", cats) == "scope_confusion" and parse_label("???", cats) == "unparsable"
+    run = _fake_run(tmp_path / "run")
+    r = run_cli("report", str(run), "--judge-base-url", llama_server["base_url"], "--judge-model", "smollm2")
+    assert r.returncode == 0, r.stderr
+    labels = _rows(run / "cells" / "smollm2-135m" / "base" / "eval" / "judge_labels.jsonl")
+    assert len(labels) == 5  # the five wrong answers of the base model; correct ones are not judged
+    assert all(x["judge_label"] in set(cats) | {"unparsable"} for x in labels)
+    assert "LLM-judge failure labels" in (run / "report.md").read_text()

@@ -42,6 +42,10 @@ def cmd_report(args) -> int:
     run = Path(args.run_dir)
     if not (run / "spec.json").exists():
         raise InputError("not a grid run directory (no spec.json)", str(run))
+    if args.judge_base_url:
+        from tracestyle.reports.report import judge_run
+        n = judge_run(run, args.judge_base_url, args.judge_model, args.api_key_env, args.taxonomy)
+        print(f"LLM judge labelled {n} wrong answers")
     path = write_report(run)
     _print_results(run)
     print(f"wrote {path} and {run / 'report.md'}")
@@ -69,6 +73,10 @@ def add_grid_commands(sub) -> None:
 
     p = sub.add_parser("report", help="write report.md, report.html and results.csv for a grid run")
     p.add_argument("run_dir")
+    p.add_argument("--judge-base-url", default=None, help="also label wrong answers with an LLM judge at this URL")
+    p.add_argument("--judge-model", default="smollm2")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--taxonomy", default=None, help="YAML with 'categories: {name: description}'")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("quickstart", help="the main job: a small KG grid on the bundled student (CPU)")

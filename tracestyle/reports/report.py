@@ -142,6 +142,12 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
         base = cats.get((s, "base"), Counter())
         frows.append([s, r] + [f"{c[k]}" + ("" if r == "base" else f" ({c[k] - base[k]:+d})") for k in names])
     tables.append(("Failure categories (change against the base model)", ["student", "register"] + names, frows))
+    judge_rows = _judge_table(run, data)
+    if judge_rows:
+        names_j = sorted({k for _, _, c in judge_rows for k in c})
+        tables.append(("LLM-judge failure labels (kept apart from the rule labels above)",
+                       ["student", "register"] + names_j,
+                       [[s, r] + [c.get(k, 0) for k in names_j] for s, r, c in judge_rows]))
     # difficulty strata
     key = "hops" if spec["task"] == "kg" else "steps"
     levels = sorted({p["difficulty"].get(key) for p in problems.values()})
@@ -184,6 +190,30 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
     tables.append(("Paired comparisons on the same problems (McNemar, first seed)",
                    ["student", "pair", "only first correct", "only second correct", "p"], mrows))
     return results, tables, data
+
+
+def _judge_table(run: Path, data: dict) -> list[tuple[str, str, Counter]]:
+    out = []
+    for (s, r, seed) in sorted(data["evals"]):
+        d = cell_dir(run, s, "base") / "eval" if r == "base" else cell_dir(run, s, r, seed) / "eval"
+        p = d / "judge_labels.jsonl"
+        if p.exists():
+            out.append((s, r, Counter(x["judge_label"] for x in read_jsonl(p, allow_empty=True))))
+    return out
+
+
+def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+              taxonomy: str | None = None) -> int:
+    """Label the wrong answers of every evaluation in a run with the LLM judge."""
+    from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
+
+    run = Path(run)
+    data = collect(run)
+    n = 0
+    for (s, r, seed) in sorted(data["evals"]):
+        d = cell_dir(run, s, "base") / "eval" if r == "base" else cell_dir(run, s, r, seed) / "eval"
+        n += len(label_eval(d, data["problems"], base_url, model, api_key_env, taxonomy or DEFAULT_TAXONOMY))
+    return n
 
 
 def _header(run: Path, data: dict) -> list[str]:
