@@ -90,9 +90,9 @@ def test_llm_judge_compliance_through_the_server(tmp_path, llama_server):
 
 
 def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
-    from test_report_render import _fake_run
-
     from tracestyle.reports.judge_labels import load_taxonomy, parse_label
+
+    from test_report_render import _fake_run
 
     cats = load_taxonomy()
     assert parse_label("Scope_confusion.", cats) == "scope_confusion" and parse_label("???", cats) == "unparsable"
