@@ -29,7 +29,8 @@ def _fake_run(tmp_path: Path) -> Path:
         for i, p in enumerate(ev):
             out = "\n".join(f"{h['from']} {h['phrase']} {h['to']}." for h in p["path"]) + f"\n#### {p['gold']}" \
                 if i < good else "I am not sure."
-            rows.append({"problem_id": p["id"], "output": out, "difficulty": p["difficulty"], **score(p, out, kgs)})
+            rows.append({"problem_id": p["id"], "gold": p["gold"], "output": out, "difficulty": p["difficulty"],
+                         **score(p, out, kgs)})
         d = tmp_path / "cells" / "smollm2-135m" / reg / ("eval" if reg == "base" else "seed0/eval")
         write_jsonl(d / "eval.jsonl", rows)
         write_json(d / "manifest.json", {"stage": "eval"})

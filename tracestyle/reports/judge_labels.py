@@ -46,9 +46,11 @@ def label_eval(eval_dir: str | Path, problems: dict[str, dict], base_url: str, m
     cats = load_taxonomy(taxonomy)
     rows = [r for r in read_jsonl(Path(eval_dir) / "eval.jsonl", allow_empty=True) if not r["correct"]]
     reg = Register("judge", "", Path(template_dir) if template_dir else Path(__file__).parent)
-    msgs = [[{"role": "user", "content": reg.render("judge_prompt.j2", question=problems[r["problem_id"]]["question"],
-                                                     gold=r["gold"], output=r["output"], categories=cats)}]
-            for r in rows]
+    msgs = []
+    for r in rows:
+        p = problems[r["problem_id"]]
+        msgs.append([{"role": "user", "content": reg.render("judge_prompt.j2", question=p["question"], gold=p["gold"],
+                                                            output=r["output"], categories=cats)}])
     cfg = OpenAIConfig(base_url=base_url, model=model, api_key_env=api_key_env, temperature=0.0, max_tokens=8)
     replies = OpenAITeacher(cfg, Path(eval_dir) / "judge_cache.jsonl").complete_all(msgs) if msgs else []
     labels = [{"problem_id": r["problem_id"], "judge_label": parse_label(t, cats), "judge_reply": (t or "")[:80]}
