@@ -23,14 +23,13 @@ def _fake_run(tmp_path: Path) -> Path:
     tr, ev = generate_kg_problems("devops", "train", 5, 0), generate_kg_problems("devops", "eval", 6, 0)
     write_jsonl(tmp_path / "problems" / "train.jsonl", tr)
     write_jsonl(tmp_path / "problems" / "eval.jsonl", ev)
-    kgs: dict = {}
     for reg, good in (("base", 1), ("normal", 4)):
         rows = []
         for i, p in enumerate(ev):
             out = "\n".join(f"{h['from']} {h['phrase']} {h['to']}." for h in p["path"]) + f"\n#### {p['gold']}" \
                 if i < good else "I am not sure."
             rows.append({"problem_id": p["id"], "gold": p["gold"], "output": out, "difficulty": p["difficulty"],
-                         **score(p, out, kgs)})
+                         **score(p, out)})
         d = tmp_path / "cells" / "smollm2-135m" / reg / ("eval" if reg == "base" else "seed0/eval")
         write_jsonl(d / "eval.jsonl", rows)
         write_json(d / "manifest.json", {"stage": "eval"})

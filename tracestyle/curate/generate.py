@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
 from tracestyle.curate.teacher_template import template_trace
+from tracestyle.errors import InputError
 from tracestyle.jsonl import write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.progress import progress_bar
@@ -64,7 +65,6 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
     elif teacher == "vllm":
         from tracestyle.curate.teacher_vllm import generate_vllm
         if not vllm_model:
-            from tracestyle.errors import InputError
             raise InputError("the vllm teacher needs --model", field="model")
         ocfg = openai_cfg or OpenAIConfig()
         pairs = [(reg, p) for reg in registers.values() for p in problems]
@@ -73,10 +73,9 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
         rows = [_row(p, reg, "vllm", vllm_model, i, t) for (reg, p), texts in zip(pairs, outs)
                 for i, t in enumerate(texts)]
     else:
-        from tracestyle.errors import InputError
         raise InputError(f"unknown teacher '{teacher}' (template, openai, vllm)", field="teacher")
     write_jsonl(out / "traces.jsonl", rows)
-    write_jsonl(out / "failed.jsonl", [{k: v for k, v in f.items()} for f in failed])
+    write_jsonl(out / "failed.jsonl", failed)
     counts = {"rows": len(rows), "failed": len(failed), "problems": len(problems),
               "per_register": {n: sum(1 for r in rows if r["register"] == n) for n in registers}}
     write_manifest(out, "generate", cfg, list(inputs), counts, t0, {**extra, "complete": not failed})

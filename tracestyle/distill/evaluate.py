@@ -8,18 +8,18 @@ from pathlib import Path
 
 from tracestyle.curate.extract import verify_answer
 from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import get_kg
+from tracestyle.curate.kg_questions import cached_kg
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 
 
-def score(problem: dict, text: str, kgs: dict) -> dict:
+def score(problem: dict, text: str) -> dict:
     v = verify_answer(text, problem)
     row = {"extracted": v.extracted, "correct": bool(v.ok), "verdict": v.reason,
            "extractor": v.details.get("extractor")}
     if problem.get("task") == "kg":
-        kg = kgs.setdefault(problem.get("domain"), get_kg(problem.get("domain")))
+        kg = cached_kg(problem.get("domain"))
         pv = verify_kg_path(text, problem, kg)
         row["path_valid"] = pv.ok
         row["path"] = {"reason": pv.reason, **pv.details}
@@ -86,13 +86,12 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
                     progress(min(s + batch_size, len(todo)), len(todo))
     partial.close()
     by_id = {r["problem_id"]: r for r in AppendLog(out / "eval.partial.jsonl").rows}
-    kgs: dict = {}
     rows = []
     for p in problems:
         g = by_id[p["id"]]
         rows.append({"problem_id": p["id"], "task": p.get("task"), "split": p.get("split"),
                      "difficulty": p.get("difficulty", {}), "gold": p["gold"], "output": g["output"],
-                     "tokens": g["tokens"], **score(p, g["output"], kgs)})
+                     "tokens": g["tokens"], **score(p, g["output"])})
     n = len(rows)
     acc = sum(r["correct"] for r in rows) / max(1, n)
     summary = {"student": student, "adapter": adapter, "n": n, "correct": sum(r["correct"] for r in rows),

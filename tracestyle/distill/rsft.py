@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tracestyle.curate.extract import verify_answer
 from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import get_kg
+from tracestyle.curate.kg_questions import cached_kg
 from tracestyle.distill.config import TrainConfig
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
@@ -27,12 +27,12 @@ def repetition_penalty(text: str, n: int = 4) -> float:
     return max(rep_lines, rep_grams)
 
 
-def rsft_reward(problem: dict, text: str, kgs: dict) -> tuple[float, bool]:
+def rsft_reward(problem: dict, text: str) -> tuple[float, bool]:
     """+1 correct, -2 wrong or unparsable; KG: +0.5 x gold-path coverage; minus the repetition share."""
     ok = verify_answer(text, problem).ok
     r = 1.0 if ok else -2.0
     if problem.get("task") == "kg":
-        kg = kgs.setdefault(problem.get("domain"), get_kg(problem.get("domain")))
+        kg = cached_kg(problem.get("domain"))
         r += 0.5 * verify_kg_path(text, problem, kg).details.get("gold_coverage", 0.0)
     return r - repetition_penalty(text), ok
 
@@ -61,7 +61,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
             "allow_eval_leak": allow_eval_leak}
     if is_complete(out, conf, [problems_path]):
         return {"skipped": True}
-    adapter, kgs, history = init_adapter, {}, []
+    adapter, history = init_adapter, []
     device = pick_device(cfg.device)
     for rnd in range(1, rounds + 1):
         rdir = out / f"round-{rnd}"
@@ -76,7 +76,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
                                top_p=0.95, num_return_sequences=k, seed=cfg.seed + rnd * 7919 + s)
             for j, text in enumerate(g["texts"]):
                 p = batch[j // k]
-                reward, ok = rsft_reward(p, text, kgs)
+                reward, ok = rsft_reward(p, text)
                 samples.append({"problem_id": p["id"], "question": p["question"], "text": text, "reward": reward,
                                 "correct": ok, "split": p.get("split"), "round": rnd})
             if progress:

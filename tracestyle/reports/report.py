@@ -16,6 +16,10 @@ from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
 
 
+def _eval_dir(run: Path, student: str, register: str, seed: int) -> Path:
+    return cell_dir(run, student, "base") / "eval" if register == "base" else cell_dir(run, student, register, seed) / "eval"
+
+
 def _eval_rows(path: Path) -> list[dict] | None:
     p = path / "eval.jsonl"
     return read_jsonl(p, allow_empty=True) if p.exists() and (path / "manifest.json").exists() else None
@@ -26,12 +30,12 @@ def collect(run: Path) -> dict:
     problems = {p["id"]: p for p in read_jsonl(run / "problems" / "eval.jsonl")}
     evals: dict[tuple, list[dict]] = {}
     for s in spec["students"]:
-        rows = _eval_rows(cell_dir(run, s, "base") / "eval")
+        rows = _eval_rows(_eval_dir(run, s, "base", 0))
         if rows is not None:
             evals[(s, "base", 0)] = rows
         for r in spec["registers"]:
             for seed in spec["seeds"]:
-                rows = _eval_rows(cell_dir(run, s, r, seed) / "eval")
+                rows = _eval_rows(_eval_dir(run, s, r, seed))
                 if rows is not None:
                     evals[(s, r, seed)] = rows
     return {"spec": spec, "problems": problems, "evals": evals}
@@ -195,8 +199,7 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
 def _judge_table(run: Path, data: dict) -> list[tuple[str, str, Counter]]:
     out = []
     for (s, r, seed) in sorted(data["evals"]):
-        d = cell_dir(run, s, "base") / "eval" if r == "base" else cell_dir(run, s, r, seed) / "eval"
-        p = d / "judge_labels.jsonl"
+        p = _eval_dir(run, s, r, seed) / "judge_labels.jsonl"
         if p.exists():
             out.append((s, r, Counter(x["judge_label"] for x in read_jsonl(p, allow_empty=True))))
     return out
@@ -211,8 +214,8 @@ def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OP
     data = collect(run)
     n = 0
     for (s, r, seed) in sorted(data["evals"]):
-        d = cell_dir(run, s, "base") / "eval" if r == "base" else cell_dir(run, s, r, seed) / "eval"
-        n += len(label_eval(d, data["problems"], base_url, model, api_key_env, taxonomy or DEFAULT_TAXONOMY))
+        n += len(label_eval(_eval_dir(run, s, r, seed), data["problems"], base_url, model, api_key_env,
+                            taxonomy or DEFAULT_TAXONOMY))
     return n
 
 
