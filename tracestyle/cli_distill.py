@@ -25,7 +25,8 @@ def _bar(label: str):
 
 def _train_overrides(args) -> dict:
     return {"max_steps": args.steps, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-            "batch_size": args.batch_size, "max_length": args.max_length, "backend": args.backend,
+            "batch_size": args.batch_size, "max_length": args.max_length,
+            "grad_accum": args.grad_accum, "micro_batch_tokens": args.micro_batch_tokens, "backend": args.backend,
             "device": args.device, "lora": False if args.full else None, "save_every": args.save_every,
             "eval_every": args.eval_every}
 
@@ -80,6 +81,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--grad-accum", type=int, default=None, help="optimizer batch = batch size x grad accum")
+    p.add_argument("--micro-batch-tokens", type=int, default=None,
+                   help="hf backend: run each batch as micro-batches of at most N padded tokens (same gradient, "
+                        "less memory); default 512 on CPU, whole batch on GPU; 0 = whole batch")
     p.add_argument("--backend", default=None, choices=["hf", "unsloth", "mlx"])
     p.add_argument("--device", default=None, help="auto, cpu, cuda, mps")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")

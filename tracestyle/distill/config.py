@@ -20,6 +20,9 @@ class TrainConfig:
     lr: float = 2e-4
     batch_size: int = 8
     grad_accum: int = 1
+    # an optimizer batch runs as micro-batches of at most this many padded tokens: the same gradient with a
+    # fraction of the activation memory. None: 512 on CPU, the whole batch on GPUs; 0: always the whole batch.
+    micro_batch_tokens: int | None = None
     max_length: int = 512
     epochs: int = 1
     max_steps: int | None = None
@@ -40,8 +43,14 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v <= 0:
                 raise InputError(f"must be positive, got {v!r}", field=name)
+        if self.micro_batch_tokens is not None and (not isinstance(self.micro_batch_tokens, int)
+                                                    or self.micro_batch_tokens < 0):
+            raise InputError(f"must be 0 (off) or a positive token count, got {self.micro_batch_tokens!r}",
+                             field="micro_batch_tokens")
         if self.max_steps is not None and self.max_steps <= 0:
             raise InputError(f"must be positive, got {self.max_steps}", field="steps")
+        if self.lora and not self.lora_targets:
+            raise InputError("LoRA needs at least one target module", field="lora_targets")
         if self.backend not in ("hf", "unsloth", "mlx"):
             raise InputError(f"unknown backend '{self.backend}' (hf, unsloth, mlx)", field="backend")
         if self.prompt_format not in ("chat", "plain"):
@@ -50,12 +59,13 @@ class TrainConfig:
 
 
 def config_from_preset(student: str, **overrides) -> TrainConfig:
-    p = load_preset(student)
-    cfg = TrainConfig(student=student, lora_r=p.lora.get("r", 16), lora_alpha=p.lora.get("alpha", 32),
-                      lora_dropout=p.lora.get("dropout", 0.0), lora_targets=list(p.lora.get("targets", [])) or
-                      ["q_proj", "k_proj", "v_proj", "o_proj"], lr=p.lr, batch_size=p.batch_size,
-                      grad_accum=p.grad_accum, max_length=p.max_length, epochs=p.epochs, max_steps=p.max_steps,
-                      warmup_ratio=p.warmup_ratio, eval_every=p.eval_every, save_every=p.save_every, dtype=p.dtype)
+    """TrainConfig's defaults, then the preset's, then the caller's (None means "not given")."""
+    training = dict(load_preset(student).training)
+    lora = training.pop("lora", None) or {}
+    for key, name in (("r", "lora_r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout"), ("targets", "lora_targets")):
+        if key in lora:
+            training[name] = list(lora[key]) if key == "targets" else lora[key]
+    cfg = TrainConfig(student=student, **training)
     for k, v in overrides.items():
         if v is not None:
             if not hasattr(cfg, k):

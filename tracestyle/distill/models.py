@@ -13,8 +13,10 @@ from tracestyle.errors import InputError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_PRESET_KEYS = {"model", "size", "lora", "lr", "batch_size", "grad_accum", "max_length", "epochs", "max_steps",
-                "warmup_ratio", "eval_every", "save_every", "dtype"}
+# a preset names its model and overrides TrainConfig's defaults (tracestyle.distill.config) with these keys
+TRAINING_KEYS = {"lora", "lr", "batch_size", "grad_accum", "micro_batch_tokens", "max_length", "epochs", "max_steps",
+                 "warmup_ratio", "eval_every", "save_every", "dtype"}
+LORA_KEYS = {"r", "alpha", "dropout", "targets"}
 
 
 @dataclass
@@ -22,18 +24,7 @@ class Preset:
     name: str
     model: str
     size: str = "?"
-    lora: dict = field(default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.0,
-                                                "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]})
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    epochs: int = 1
-    max_steps: int | None = None
-    warmup_ratio: float = 0.05
-    eval_every: int = 50
-    save_every: int = 50
-    dtype: str = "float32"
+    training: dict = field(default_factory=dict)
 
 
 def preset_names() -> list[str]:
@@ -49,10 +40,15 @@ def load_preset(name: str) -> Preset:
         raise InputError(f"unknown student '{name}' (presets: {', '.join(preset_names())}; or a path or hub id)",
                          field="student")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - _PRESET_KEYS
+    unknown = set(data) - TRAINING_KEYS - {"model", "size"}
+    if not unknown and isinstance(data.get("lora"), dict):
+        unknown = {f"lora.{k}" for k in set(data["lora"]) - LORA_KEYS}
     if unknown:
         raise InputError("unknown key", str(path), None, sorted(unknown)[0])
-    return Preset(name=name, **data)
+    if "model" not in data:
+        raise InputError("missing", str(path), None, "model")
+    return Preset(name=name, model=data["model"], size=str(data.get("size", "?")),
+                  training={k: v for k, v in data.items() if k in TRAINING_KEYS})
 
 
 def cache_root() -> Path:

@@ -42,6 +42,29 @@ def completion_loss(model, ids, labels, mask):
     return F.cross_entropy(logits, target[sel], reduction="sum"), int(sel.sum())
 
 
+def micro_batches(examples: list[dict], idx: list[int], budget: int) -> list[list[int]]:
+    """Split one optimizer batch into micro-batches of at most `budget` padded tokens (a longer example runs
+    alone). Sorted by length, so padding shrinks too. budget 0: the whole batch at once."""
+    if budget <= 0:
+        return [idx]
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for i in sorted(idx, key=lambda i: len(examples[i]["input_ids"])):
+        if cur and (len(cur) + 1) * len(examples[i]["input_ids"]) > budget:
+            out.append(cur)
+            cur = []
+        cur.append(i)
+    return out + [cur] if cur else out
+
+
+def micro_budget(cfg: TrainConfig, device: str) -> int:
+    # measured on 2 CPU cores (bench/sft_vs_trl.py): 512-token micro-batches instead of one 8 x 256 batch ran about
+    # 1.3x faster at 0.4x the peak RSS; on a GPU the whole batch keeps the device busy
+    if cfg.micro_batch_tokens is not None:
+        return cfg.micro_batch_tokens
+    return 512 if device == "cpu" else 0
+
+
 def _split_eval(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     import hashlib
 
@@ -88,16 +111,17 @@ def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _eval_loss(model, held: list[dict], pad_id: int, batch_size: int, device: str) -> float:
+def _eval_loss(model, held: list[dict], pad_id: int, batch_size: int, budget: int, device: str) -> float:
     import torch
 
     model.eval()
     tot, n = 0.0, 0
     with torch.no_grad():
         for s in range(0, len(held), batch_size):
-            ids, labels, mask = (t.to(device) for t in collate(held[s: s + batch_size], pad_id))
-            loss, k = completion_loss(model, ids, labels, mask)
-            tot, n = tot + float(loss), n + k
+            for mb in micro_batches(held, list(range(s, min(s + batch_size, len(held)))), budget):
+                ids, labels, mask = (t.to(device) for t in collate([held[i] for i in mb], pad_id))
+                loss, k = completion_loss(model, ids, labels, mask)
+                tot, n = tot + float(loss), n + k
     model.train()
     return tot / max(1, n)
 
@@ -174,13 +198,14 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
     log = AppendLog(metrics_path)
     t0, tokens_seen = time.time(), 0
     pad = tok.pad_token_id
+    budget = micro_budget(cfg, device)
     while step < total_steps:
         opt.zero_grad(set_to_none=True)
-        micro = plan[step * cfg.grad_accum: (step + 1) * cfg.grad_accum]
-        n_tok = sum(train_ex[i]["n_completion"] for b in micro for i in b)
+        accum = plan[step * cfg.grad_accum: (step + 1) * cfg.grad_accum]
+        n_tok = sum(train_ex[i]["n_completion"] for b in accum for i in b)
         loss_sum = 0.0
-        for b in micro:
-            ids, labels, mask = (t.to(device) for t in collate([train_ex[i] for i in b], pad))
+        for mb in (mb for b in accum for mb in micro_batches(train_ex, b, budget)):
+            ids, labels, mask = (t.to(device) for t in collate([train_ex[i] for i in mb], pad))
             loss, _ = completion_loss(model, ids, labels, mask)
             (loss / max(1, n_tok)).backward()
             loss_sum += float(loss.detach())
@@ -192,7 +217,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
         row = {"step": step, "loss": round(loss_sum / max(1, n_tok), 6), "lr": sched.get_last_lr()[0],
                "tokens": n_tok, "elapsed": round(time.time() - t0, 2)}
         if held and (step % cfg.eval_every == 0 or step == total_steps):
-            row["eval_loss"] = round(_eval_loss(model, held, pad, cfg.batch_size, device), 6)
+            row["eval_loss"] = round(_eval_loss(model, held, pad, cfg.batch_size, budget, device), 6)
         log.append(row)
         if progress:
             progress(step, total_steps, row)
