@@ -21,6 +21,7 @@ def test_preset_overrides_defaults_and_cli_overrides_preset():
 @pytest.mark.parametrize("text, field", [
     ("model: x\nlearning_rate: 0.1\n", "learning_rate"),
     ("model: x\nlora: {r: 8, rank: 8}\n", "lora.rank"),
+    ("model: x\nlora: true\n", "lora"),
     ("size: 1B\n", "model"),
 ])
 def test_bad_preset_names_file_and_key(tmp_path, monkeypatch, text, field):

@@ -155,6 +155,11 @@ def cell_dir(out: Path, student: str, register: str, seed: int | None = None) ->
     return safe_child(out, "/".join(["cells", *parts]))
 
 
+def eval_dir(out: Path, student: str, register: str, seed: int) -> Path:
+    """Where a cell's evaluation lives; the base model is evaluated once per student, whatever the seed."""
+    return (cell_dir(out, student, "base") if register == "base" else cell_dir(out, student, register, seed)) / "eval"
+
+
 def cells(spec: GridSpec) -> list[dict]:
     return [{"student": s, "register": r, "seed": seed} for s in spec.students for r in spec.registers
             for seed in spec.seeds]
@@ -180,7 +185,7 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     filters = ["length", "correct", "compliance", "dedup", "overlap"] + (["kg_path"] if spec.task == "kg" else [])
     curate(out / "gen" / "traces.jsonl", out / "curated", spec.task, filters, registers, eval_path=ev, quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")
-    jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(cell_dir(out, s, "base") / "eval")}
+    jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(eval_dir(out, s, "base", 0))}
             for s in spec.students]
     for c in cells(spec):
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
@@ -189,7 +194,8 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
         if spec.recipe == "sft+rsft":
             jobs.append({"kind": "rsft", **c, "problems": str(tr), "init": str(adapter), "out": str(cdir / "rsft")})
             adapter = cdir / "rsft"
-        jobs.append({"kind": "eval", **c, "adapter": str(adapter), "out": str(cdir / "eval")})
+        jobs.append({"kind": "eval", **c, "adapter": str(adapter),
+                     "out": str(eval_dir(out, c["student"], c["register"], c["seed"]))})
     get_executor(spec.executor)(jobs, spec, str(ev), quiet)
     from tracestyle.reports.report import write_report
     write_report(out)

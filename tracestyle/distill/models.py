@@ -40,8 +40,10 @@ def load_preset(name: str) -> Preset:
         raise InputError(f"unknown student '{name}' (presets: {', '.join(preset_names())}; or a path or hub id)",
                          field="student")
     data = yaml.safe_load(path.read_text()) or {}
+    if "lora" in data and not isinstance(data["lora"], dict):
+        raise InputError("must be a mapping (r, alpha, dropout, targets)", str(path), None, "lora")
     unknown = set(data) - TRAINING_KEYS - {"model", "size"}
-    if not unknown and isinstance(data.get("lora"), dict):
+    if not unknown and "lora" in data:
         unknown = {f"lora.{k}" for k in set(data["lora"]) - LORA_KEYS}
     if unknown:
         raise InputError("unknown key", str(path), None, sorted(unknown)[0])

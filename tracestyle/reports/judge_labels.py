@@ -10,7 +10,7 @@ import yaml
 
 from tracestyle.curate.teacher_openai import OpenAIConfig, OpenAITeacher
 from tracestyle.errors import InputError
-from tracestyle.jsonl import read_jsonl, write_jsonl
+from tracestyle.jsonl import write_jsonl
 from tracestyle.prompts import Register
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
@@ -39,12 +39,12 @@ def parse_label(reply: str | None, categories: dict[str, str]) -> str:
     return "unparsable"
 
 
-def label_eval(eval_dir: str | Path, problems: dict[str, dict], base_url: str, model: str,
+def label_eval(eval_dir: str | Path, eval_rows: list[dict], problems: dict[str, dict], base_url: str, model: str,
                api_key_env: str = "OPENAI_API_KEY", taxonomy: str | Path = DEFAULT_TAXONOMY,
                template_dir: str | Path | None = None) -> list[dict]:
-    """Label every wrong answer of one evaluation; correct rows are not sent."""
+    """Label every wrong answer of one evaluation (its eval.jsonl rows); correct rows are not sent."""
     cats = load_taxonomy(taxonomy)
-    rows = [r for r in read_jsonl(Path(eval_dir) / "eval.jsonl", allow_empty=True) if not r["correct"]]
+    rows = [r for r in eval_rows if not r["correct"]]
     reg = Register("judge", "", Path(template_dir) if template_dir else Path(__file__).parent)
     msgs = []
     for r in rows:

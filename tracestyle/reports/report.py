@@ -10,14 +10,10 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tracestyle.ablations.grid import cell_dir
+from tracestyle.ablations.grid import cell_dir, eval_dir
 from tracestyle.jsonl import atomic_write_text, read_jsonl
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
-
-
-def _eval_dir(run: Path, student: str, register: str, seed: int) -> Path:
-    return cell_dir(run, student, "base") / "eval" if register == "base" else cell_dir(run, student, register, seed) / "eval"
 
 
 def _eval_rows(path: Path) -> list[dict] | None:
@@ -30,12 +26,12 @@ def collect(run: Path) -> dict:
     problems = {p["id"]: p for p in read_jsonl(run / "problems" / "eval.jsonl")}
     evals: dict[tuple, list[dict]] = {}
     for s in spec["students"]:
-        rows = _eval_rows(_eval_dir(run, s, "base", 0))
+        rows = _eval_rows(eval_dir(run, s, "base", 0))
         if rows is not None:
             evals[(s, "base", 0)] = rows
         for r in spec["registers"]:
             for seed in spec["seeds"]:
-                rows = _eval_rows(_eval_dir(run, s, r, seed))
+                rows = _eval_rows(eval_dir(run, s, r, seed))
                 if rows is not None:
                     evals[(s, r, seed)] = rows
     return {"spec": spec, "problems": problems, "evals": evals}
@@ -199,7 +195,7 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
 def _judge_table(run: Path, data: dict) -> list[tuple[str, str, Counter]]:
     out = []
     for (s, r, seed) in sorted(data["evals"]):
-        p = _eval_dir(run, s, r, seed) / "judge_labels.jsonl"
+        p = eval_dir(run, s, r, seed) / "judge_labels.jsonl"
         if p.exists():
             out.append((s, r, Counter(x["judge_label"] for x in read_jsonl(p, allow_empty=True))))
     return out
@@ -213,8 +209,8 @@ def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OP
     run = Path(run)
     data = collect(run)
     n = 0
-    for (s, r, seed) in sorted(data["evals"]):
-        n += len(label_eval(_eval_dir(run, s, r, seed), data["problems"], base_url, model, api_key_env,
+    for (s, r, seed), rows in sorted(data["evals"].items()):
+        n += len(label_eval(eval_dir(run, s, r, seed), rows, data["problems"], base_url, model, api_key_env,
                             taxonomy or DEFAULT_TAXONOMY))
     return n
 
