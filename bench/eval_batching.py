@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tracestyle.curate.kg_questions import generate_kg_problems
+from tracestyle.tasks.kg.questions import generate_kg_problems
 from tracestyle.distill.generation import generate_batch, load_for_generation
 
 

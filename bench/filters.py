@@ -9,12 +9,12 @@ import sys
 import time
 
 from tracestyle.curate.compliance import check_compliance
-from tracestyle.curate.extract import verify_answer
-from tracestyle.curate.gsm8k import load_gsm8k
-from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import generate_kg_problems, get_kg
-from tracestyle.curate.numbers import numbers_equal, parse_number
-from tracestyle.curate.teacher_template import template_trace
+from tracestyle.answers.extract import verify_answer
+from tracestyle.tasks.gsm8k.source import load_gsm8k
+from tracestyle.tasks.kg.path import verify_kg_path
+from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
+from tracestyle.answers.numbers import numbers_equal, parse_number
+from tracestyle.curate.teachers.template import template_trace
 from tracestyle.prompts import load_registers
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")

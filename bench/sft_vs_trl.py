@@ -17,8 +17,8 @@ LORA = {"r": 16, "alpha": 32, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"
 
 
 def make_data(path: Path) -> None:
-    from tracestyle.curate.kg_questions import generate_kg_problems
-    from tracestyle.curate.teacher_template import template_trace
+    from tracestyle.tasks.kg.questions import generate_kg_problems
+    from tracestyle.curate.teachers.template import template_trace
     from tracestyle.jsonl import write_jsonl
     from tracestyle.prompts import load_registers
 
@@ -29,7 +29,7 @@ def make_data(path: Path) -> None:
 
 
 def count_tokens(rows, tok) -> int:
-    from tracestyle.distill.data import encode_example
+    from tracestyle.distill.examples import encode_example
     return sum(len(e["input_ids"]) for e in (encode_example(tok, r["question"], r["text"], SEQ) for r in rows) if e)
 
 
@@ -53,7 +53,7 @@ def run_trl(data: Path, out: Path, micro: int = BATCH) -> dict:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from tracestyle.distill.data import build_prompt, end_text
+    from tracestyle.distill.examples import build_prompt, end_text
     from tracestyle.distill.models import load_model, load_tokenizer
     from tracestyle.jsonl import read_jsonl
 

@@ -40,7 +40,7 @@ async def saturate(base: str) -> tuple[int, float]:
 def main() -> None:
     from openai import OpenAI
 
-    from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
+    from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
     from tracestyle.distill.models import bundled_gguf
 
     port = free_port()

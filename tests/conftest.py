@@ -31,7 +31,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 @pytest.fixture(scope="session")
 def gsm8k_dir() -> Path:
-    from tracestyle.curate.gsm8k import default_dir
+    from tracestyle.tasks.gsm8k.source import default_dir
 
     return default_dir()
 

@@ -40,7 +40,7 @@ def test_mlx_translation():
 
 def test_import_guards_name_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
-    from tracestyle.curate.teacher_vllm import generate_vllm
+    from tracestyle.curate.teachers.vllm import generate_vllm
     with pytest.raises(MissingExtraError, match=r"tracestyle\[vllm\]"):
         generate_vllm("m", [[{"role": "user", "content": "x"}]])
     monkeypatch.setitem(sys.modules, "mlx_lm", None)

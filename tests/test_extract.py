@@ -2,8 +2,8 @@
 
 import pytest
 
-from tracestyle.curate.extract import extract_number, verify_answer, verify_kg
-from tracestyle.curate.numbers import parse_number
+from tracestyle.answers.extract import extract_number, verify_answer, verify_kg
+from tracestyle.answers.numbers import parse_number
 
 GSM = {"task": "gsm8k", "gold": "18"}
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tracestyle.curate.generate import generate
-from tracestyle.curate.kg_questions import generate_kg_problems
-from tracestyle.curate.teacher_openai import OpenAIConfig
+from tracestyle.tasks.kg.questions import generate_kg_problems
+from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.prompts import load_registers
 
 from fault_proxy import FAULTS, FaultProxy

@@ -1,6 +1,6 @@
 import pytest
 
-from tracestyle.curate.gsm8k import load_gsm8k, parse_solution
+from tracestyle.tasks.gsm8k.source import load_gsm8k, parse_solution
 from tracestyle.errors import InputError
 
 

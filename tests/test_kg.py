@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from tracestyle.curate.kg_graph import load_kg
-from tracestyle.curate.kg_questions import generate_kg_problems, get_kg
+from tracestyle.tasks.kg.graph import load_kg
+from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
 from tracestyle.errors import InputError
 
 

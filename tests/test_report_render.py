@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _fake_run(tmp_path: Path) -> Path:
     """A run folder with real problems and hand-written evaluation rows (no training needed)."""
-    from tracestyle.curate.kg_questions import generate_kg_problems
+    from tracestyle.tasks.kg.questions import generate_kg_problems
     from tracestyle.distill.evaluate import score
 
     spec = {"task": "kg", "students": ["smollm2-135m"], "registers": ["normal"], "seeds": [0],

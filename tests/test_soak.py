@@ -5,7 +5,7 @@ import resource
 import psutil
 import pytest
 
-from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
+from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

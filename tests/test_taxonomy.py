@@ -2,10 +2,10 @@
 
 import pytest
 
-from tracestyle.curate.extract import verify_answer
-from tracestyle.curate.gsm8k import problem_from_row
-from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import generate_kg_problems, get_kg
+from tracestyle.answers.extract import verify_answer
+from tracestyle.tasks.gsm8k.source import problem_from_row
+from tracestyle.tasks.kg.path import verify_kg_path
+from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
 

@@ -64,7 +64,7 @@ def test_fifty_problems_two_registers_kill_resume_and_cached_rerun(tmp_path, lla
 
 
 def test_k_samples_when_server_ignores_n(tmp_path, llama_server):
-    from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
+    from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
 
     cfg = OpenAIConfig(base_url=llama_server["base_url"], model="smollm2", k=3, max_tokens=16, temperature=1.0)
     t = OpenAITeacher(cfg, tmp_path / "c.jsonl")

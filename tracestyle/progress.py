@@ -1,4 +1,5 @@
-"""Progress bars on stderr (rich), silent when asked or when stderr is not a terminal and TRACESTYLE_QUIET is set."""
+"""The one progress helper: rich bars on stderr with elapsed time and ETA, silent under --quiet or
+TRACESTYLE_QUIET. Stages report (done, total, row); a row's loss and eval loss are shown beside the bar."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
-@contextmanager
-def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    if quiet or os.environ.get("TRACESTYLE_QUIET"):
-        yield lambda n=1: None
-        return
+def silenced(quiet: bool) -> bool:
+    return quiet or bool(os.environ.get("TRACESTYLE_QUIET"))
+
+
+def _progress():
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -23,8 +24,37 @@ def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callab
         TimeRemainingColumn,
     )
 
-    console = Console(file=sys.stderr)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as prog:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+
+
+@contextmanager
+def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A bar advanced by the callback it yields (advance(n=1))."""
+    if silenced(quiet):
+        yield lambda n=1: None
+        return
+    with _progress() as prog:
         task = prog.add_task(label, total=total)
         yield lambda n=1: prog.advance(task, n)
+
+
+def stage_progress(label: str, quiet: bool = False) -> Callable[..., None] | None:
+    """A callback cb(done, total, row=None) for a stage's own progress (training steps, problems evaluated);
+    None when silenced, so stages skip the work of reporting."""
+    if silenced(quiet):
+        return None
+    state: dict = {"prog": None, "task": None}
+
+    def cb(done: int, total: int, row: dict | None = None) -> None:
+        if state["prog"] is None:
+            state["prog"] = _progress()
+            state["prog"].start()
+            state["task"] = state["prog"].add_task(label, total=total)
+        desc = label
+        if row and "loss" in row:
+            desc += f"  loss {row['loss']:.3f}" + (f" eval {row['eval_loss']:.3f}" if "eval_loss" in row else "")
+        state["prog"].update(state["task"], completed=done, total=total, description=desc)
+        if done >= total:
+            state["prog"].stop()
+    return cb

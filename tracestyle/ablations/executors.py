@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import asdict
+
+from tracestyle.ablations.spec import GridSpec
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.evaluate import run_eval
+from tracestyle.distill.rsft import run_rsft
+from tracestyle.distill.train import run_train
 from tracestyle.errors import MissingExtraError
+from tracestyle.progress import stage_progress
 from tracestyle.registry import Registry
 
 EXECUTORS: Registry = Registry("executor")
 
 
-def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None) -> dict:
-    """One stage of one cell. Each stage skips itself when its manifest matches, so reruns are cheap."""
-    from tracestyle.ablations.grid import GridSpec
-    from tracestyle.distill.config import config_from_preset
+def job_label(job: dict) -> str:
+    cell = f"{job['student']}/{job.get('register', 'base')}" + (f"/seed{job['seed']}" if "seed" in job else "")
+    return f"{job['kind']} {cell}"
 
+
+def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None,
+            label: str | None = None) -> dict:
+    """One stage of one cell. Each stage skips itself when its manifest matches, so reruns are cheap.
+    The result names the process that ran it (worker_pid), so a caller can tell where jobs ran."""
     spec = GridSpec(**spec_dict)
+    progress = stage_progress(label or job_label(job), quiet)
     if job["kind"] == "eval":
-        from tracestyle.distill.evaluate import run_eval
-        return run_eval(job["student"], eval_problems, job["out"], job["adapter"], spec.eval_batch_size,
-                        spec.eval_max_new_tokens)
+        res = run_eval(job["student"], eval_problems, job["out"], adapter=job["adapter"],
+                       batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens, progress=progress)
+        return {**res, "worker_pid": os.getpid()}
     # short grid runs still get a held-out loss curve: four points over the run
     cfg = config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
                              seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None)
     if job["kind"] == "train":
-        from tracestyle.distill.train import run_train
-        return run_train(job["data"], cfg, job["out"])
-    from tracestyle.distill.rsft import run_rsft
-    return run_rsft(job["problems"], cfg, job["out"], 1, spec.rsft_k, job["init"])
+        res = run_train(job["data"], cfg, job["out"], progress=progress)
+    else:
+        res = run_rsft(job["problems"], cfg, job["out"], rounds=1, k=spec.rsft_k, init_adapter=job["init"],
+                       progress=progress)
+    return {**res, "worker_pid": os.getpid()}
 
 
-def local_executor(jobs: list[dict], spec, eval_problems: str, quiet: bool = False) -> list[dict]:
-    from dataclasses import asdict
-
-    from tracestyle.progress import progress_bar
-
-    results = []
-    with progress_bar("grid jobs", len(jobs), quiet) as adv:
-        for job in jobs:
-            results.append(run_job(job, asdict(spec), eval_problems))
-            adv(1)
-    return results
+def local_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bool = False) -> list[dict]:
+    # each job shows its own bar (steps and loss, problems evaluated) with an ETA, numbered among all jobs
+    return [run_job(job, asdict(spec), eval_problems, quiet, label=f"[{i}/{len(jobs)}] {job_label(job)}")
+            for i, job in enumerate(jobs, 1)]
 
 
-def ray_executor(jobs: list[dict], spec, eval_problems: str, quiet: bool = False) -> list[dict]:
+def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bool = False) -> list[dict]:
     """Train/RSFT then eval per cell as chained Ray tasks; base evaluations run in parallel with training."""
     try:
         import ray
     except ImportError:
         raise MissingExtraError("ray", "ray") from None
-    from dataclasses import asdict
-
     if not ray.is_initialized():
         # a local instance unless RAY_ADDRESS points at a cluster
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=not quiet)

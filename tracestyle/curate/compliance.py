@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from tracestyle.curate.verdict import Verdict
+from tracestyle.verdict import Verdict
 
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracestyle.curate.filters import FILTERS, FilterContext, norm_text
-from tracestyle.curate.kg_questions import get_kg
-from tracestyle.curate.verdict import Verdict
 from tracestyle.errors import InputError
 from tracestyle.jsonl import finite_number, read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.progress import progress_bar
 from tracestyle.prompts import Register
+from tracestyle.tasks import get_task
+from tracestyle.tasks.kg.refs import point_at
+from tracestyle.verdict import Verdict
 
 DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "text": "text", "register": "register"}
 ROW_FILTERS = ("length", "correct", "kg_path", "compliance", "judge")
@@ -54,41 +58,55 @@ def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problem
     return out
 
 
-def curate(in_path: str | Path, out_dir: str | Path, task: str, filters: list[str],
-           registers: dict[str, Register], fields: dict | None = None, problems_path: str | Path | None = None,
-           eval_path: str | Path | None = None, kg_path: str | None = None, min_chars: int = 1,
-           max_chars: int = 20000, judge=None, parquet: bool = False, quiet: bool = False) -> dict:
+@dataclass
+class CurateConfig:
+    task: str
+    filters: list[str]
+    registers: dict[str, Register] = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)          # our field name -> the input's field name
+    problems_path: str | Path | None = None             # join traces made elsewhere to their problems by id
+    eval_path: str | Path | None = None                 # the overlap filter drops questions found here
+    kg: str | None = None                               # --kg: the KG every KG problem resolves through
+    min_chars: int = 1
+    max_chars: int = 20000
+    judge: object = None                                # a callback row -> Verdict (the LLM judge)
+    parquet: bool = False
+
+    def public(self) -> dict:
+        return {"task": self.task, "filters": self.filters, "fields": self.fields, "kg": self.kg,
+                "registers": {n: r.version for n, r in self.registers.items()}, "min_chars": self.min_chars,
+                "max_chars": self.max_chars, "judge": bool(self.judge)}
+
+
+def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet: bool = False) -> dict:
+    """Filter the traces in in_path into out_dir/kept.jsonl and dropped.jsonl (each drop with its reasons)."""
     t0 = time.time()
-    if task not in ("gsm8k", "kg"):
-        raise InputError(f"unknown task '{task}' (gsm8k, kg)", field="task")
+    task = cfg.task
+    get_task(task)
+    filters = cfg.filters
     for name in filters:
         FILTERS.get(name)
-    inputs = [p for p in (in_path, problems_path, eval_path) if p]
-    cfg = {"task": task, "filters": filters, "fields": fields, "registers": {n: r.version for n, r in registers.items()},
-           "kg": kg_path, "min_chars": min_chars, "max_chars": max_chars, "judge": bool(judge)}
+    inputs = [p for p in (in_path, cfg.problems_path, cfg.eval_path, cfg.kg) if p and Path(p).exists()]
+    conf = cfg.public()
     out = Path(out_dir)
-    if is_complete(out, cfg, inputs):
+    if is_complete(out, conf, inputs):
         return {"skipped": True}
     # read and validate everything before writing anything, so bad input leaves the output folder untouched
     problems = {}
-    if problems_path:
-        problems = {str(p["id"]): strip_meta(p) for p in read_jsonl(problems_path, required=("id", "question", "gold"))}
-    rows = normalize_rows(read_jsonl(in_path), str(in_path), task, fields or {}, problems, "compliance" in filters)
-    ctx = FilterContext(registers=registers, min_chars=min_chars, max_chars=max_chars, judge=judge)
-    if eval_path:
-        ctx.eval_questions = {norm_text(r["question"]) for r in read_jsonl(eval_path, required=("question",))}
-    if "kg_path" in filters and task == "kg":
-        for r in rows:
-            p = r["problem"]
-            if "path" not in p or "start" not in p:
-                raise InputError("kg_path needs the problem's start and path: keep the 'problem' field or pass "
-                                 "--problems", str(in_path), r.get("__line__"), "problem")
-        domains = {r["problem"].get("domain") for r in rows}
-        if kg_path:
-            kg = get_kg(kg_path)
-            ctx.kgs = {d: kg for d in domains}
-        else:
-            ctx.kgs = {d: get_kg(d) for d in domains if d}
+    if cfg.problems_path:
+        rows_p = read_jsonl(cfg.problems_path, required=("id", "question", "gold"))
+        problems = {str(p["id"]): strip_meta(p) for p in rows_p}
+    rows = normalize_rows(read_jsonl(in_path), str(in_path), task, cfg.fields or {}, problems, "compliance" in filters)
+    if cfg.kg:
+        for r, p in zip(rows, point_at([r["problem"] for r in rows], cfg.kg)):
+            r["problem"] = p
+    if {"kg_path", "correct"} & set(filters):
+        # a row whose problem cannot be scored (its KG is gone) is an input error, never a silent drop
+        get_task(task).prepare([{**r["problem"], "__line__": r.get("__line__")} for r in rows], where=str(in_path),
+                               need_trace_checks="kg_path" in filters)
+    ctx = FilterContext(registers=cfg.registers, min_chars=cfg.min_chars, max_chars=cfg.max_chars, judge=cfg.judge)
+    if cfg.eval_path:
+        ctx.eval_questions = {norm_text(r["question"]) for r in read_jsonl(cfg.eval_path, required=("question",))}
     kept, dropped = [], []
     fail_counts: Counter = Counter()
     with progress_bar("curate", len(rows), quiet) as adv:
@@ -117,7 +135,7 @@ def curate(in_path: str | Path, out_dir: str | Path, task: str, filters: list[st
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "kept.jsonl", kept)
     write_jsonl(out / "dropped.jsonl", dropped)
-    if parquet:
+    if cfg.parquet:
         write_parquet(out / "kept.parquet", kept)
     regs = sorted({r["register"] or "" for r in rows})
     counts = {"rows": len(rows), "kept": len(kept), "dropped": len(dropped),
@@ -130,9 +148,6 @@ def curate(in_path: str | Path, out_dir: str | Path, task: str, filters: list[st
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:
-    import json
-    import os
-
     import polars as pl
 
     flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]

@@ -7,18 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tracestyle.curate.compliance import check_compliance
-from tracestyle.curate.extract import verify_answer
-from tracestyle.curate.kg_graph import KnowledgeGraph
-from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.verdict import Verdict
 from tracestyle.prompts import Register
 from tracestyle.registry import Registry
+from tracestyle.tasks import task_of
+from tracestyle.verdict import Verdict
 
 
 @dataclass
 class FilterContext:
     registers: dict[str, Register] = field(default_factory=dict)
-    kgs: dict[str, KnowledgeGraph] = field(default_factory=dict)
     min_chars: int = 1
     max_chars: int = 20000
     eval_questions: set[str] = field(default_factory=set)
@@ -34,18 +31,20 @@ def norm_text(s: str) -> str:
     return re.sub(r"\s+", " ", s.strip().lower())
 
 
+def _truncated(row: dict) -> bool | None:
+    # an OpenAI-compatible teacher says when it ran into max_tokens; otherwise the text is read for signs of it
+    return True if row.get("finish_reason") == "length" else None
+
+
 def f_correct(row: dict, ctx: FilterContext) -> Verdict:
-    return verify_answer(row["text"], row["problem"])
+    return task_of(row["problem"]).check_answer(row["problem"], row["text"], truncated=_truncated(row))
 
 
 def f_kg_path(row: dict, ctx: FilterContext) -> Verdict:
-    p = row["problem"]
-    if p.get("task") != "kg":
-        return Verdict(True, "ok", details={"skipped": "not a KG row"})
-    kg = ctx.kgs.get(p.get("domain", ""))
-    if kg is None:
-        return Verdict(False, "kg_path:unknown_kg")
-    return verify_kg_path(row["text"], p, kg)
+    checks = task_of(row["problem"]).check_trace(row["problem"], row["text"])
+    if "path" not in checks:
+        return Verdict(True, "ok", details={"skipped": "no path to check (not a KG row)"})
+    return checks["path"]
 
 
 def f_compliance(row: dict, ctx: FilterContext) -> Verdict:

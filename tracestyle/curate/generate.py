@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tracestyle.curate.teacher_openai import Job, OpenAIConfig, OpenAITeacher
-from tracestyle.curate.teacher_template import template_trace
+from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
+from tracestyle.curate.teachers.template import template_trace
+from tracestyle.curate.teachers.vllm import generate_vllm
 from tracestyle.errors import InputError
 from tracestyle.jsonl import write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
@@ -24,7 +25,7 @@ def _row(problem: dict, reg: Register, teacher: str, model: str | None, sample: 
     }
 
 
-def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path, teacher: str = "template",
+def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path, *, teacher: str = "template",
              openai_cfg: OpenAIConfig | None = None, cache: str | Path | None = None,
              vllm_model: str | None = None, inputs: list[str | Path] = (), quiet: bool = False) -> dict:
     """Write out_dir/traces.jsonl (and failed.jsonl for an LLM teacher); skip when the manifest matches."""
@@ -63,7 +64,6 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
                           "completion_tokens": st.completion_tokens, "faults": st.faults,
                           "seconds": round(tch.elapsed, 3)}
     elif teacher == "vllm":
-        from tracestyle.curate.teacher_vllm import generate_vllm
         if not vllm_model:
             raise InputError("the vllm teacher needs --model", field="model")
         ocfg = openai_cfg or OpenAIConfig()

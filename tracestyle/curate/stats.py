@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tracestyle.distill.models import load_tokenizer
 from tracestyle.jsonl import read_jsonl
 
 
 def count_tokens_fn(tokenizer: str):
     if tokenizer == "whitespace":
         return lambda texts: [len(t.split()) for t in texts]
-    from tracestyle.distill.models import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
     return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from tracestyle.distill.examples import build_prompt
+from tracestyle.distill.models import load_preset, resolve_model_path
 from tracestyle.errors import MissingExtraError
 
 
 def generate_mlx(student: str, adapter: str | None, questions: list[str], max_new_tokens: int,
-                 temperature: float) -> list[str]:
+                 temperature: float, fmt: str = "chat") -> list[str]:
     try:
         from mlx_lm import generate, load
         from mlx_lm.sample_utils import make_sampler
     except ImportError:
         raise MissingExtraError("mlx-lm", "mlx") from None
-    from tracestyle.distill.data import build_prompt
-    from tracestyle.distill.models import load_preset, resolve_model_path
 
     model, tok = load(resolve_model_path(load_preset(student).model), adapter_path=adapter)
     sampler = make_sampler(temp=temperature)
-    return [generate(model, tok, prompt=build_prompt(tok, q), max_tokens=max_new_tokens, sampler=sampler)
+    return [generate(model, tok, prompt=build_prompt(tok, q, fmt), max_tokens=max_new_tokens, sampler=sampler)
             for q in questions]

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
-from tracestyle.curate.extract import verify_answer
-from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import cached_kg
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.eval_mlx import generate_mlx
+from tracestyle.distill.eval_vllm import generate_vllm_lora
+from tracestyle.distill.generation import generate_batch, load_for_generation, weights_file
+from tracestyle.distill.models import load_tokenizer
+from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.tasks import score, task_of
+from tracestyle.tasks.kg.refs import point_at
 
 
-def score(problem: dict, text: str) -> dict:
-    v = verify_answer(text, problem)
-    row = {"extracted": v.extracted, "correct": bool(v.ok), "verdict": v.reason,
-           "extractor": v.details.get("extractor")}
-    if problem.get("task") == "kg":
-        kg = cached_kg(problem.get("domain"))
-        pv = verify_kg_path(text, problem, kg)
-        row["path_valid"] = pv.ok
-        row["path"] = {"reason": pv.reason, **pv.details}
-    return row
-
-
-def load_problems(path: str | Path) -> list[dict]:
+def load_problems(path: str | Path, *, kg: str | None = None) -> list[dict]:
+    """Problems to evaluate on: unique ids, string questions, and every one scorable (its KG resolves);
+    `kg` (--kg) points KG problems at that KG."""
     rows = read_jsonl(path, required=("id", "question", "gold"))
     seen = set()
     for r in rows:
@@ -36,24 +32,38 @@ def load_problems(path: str | Path) -> list[dict]:
         if not isinstance(r["question"], str):
             raise InputError("expected a string", str(path), r["__line__"], "question")
         r.setdefault("task", "gsm8k")
+    if kg:
+        rows = point_at(rows, kg)
+    for r in rows:
+        task_of(r).prepare([r], where=str(path))
     return [strip_meta(r) for r in rows]
 
 
-def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapter: str | None = None,
+def prompt_format_for(student: str, adapter: str | None) -> str:
+    """Evaluate in the format the weights were trained with (train_config.json), else the preset's."""
+
+    tc = Path(adapter) / "train_config.json" if adapter else None
+    if tc is not None and tc.exists():
+        return json.loads(tc.read_text()).get("prompt_format", "chat")
+    return config_from_preset(student).prompt_format
+
+
+def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, adapter: str | None = None,
              batch_size: int = 16, max_new_tokens: int = 256, temperature: float = 0.0, device: str = "auto",
-             backend: str = "hf", limit: int | None = None, progress=None, fmt: str = "chat") -> dict:
-    from tracestyle.distill.sft_hf import pick_device
+             backend: str = "hf", limit: int | None = None, progress=None, fmt: str | None = None,
+             kg: str | None = None) -> dict:
+    """Generate on every problem (batched, resumable per batch) and score each output with `score()`.
+    `adapter`: a LoRA adapter or a fully fine-tuned model folder (train --full)."""
 
     t0 = time.time()
     out = Path(out_dir)
+    fmt = fmt or prompt_format_for(student, adapter)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-           "temperature": temperature, "backend": backend, "limit": limit, "format": fmt}
-    inputs = [problems_path] + ([Path(adapter) / "adapter_model.safetensors"] if adapter else [])
-    if adapter and not (Path(adapter) / "adapter_config.json").exists():
-        raise InputError("no adapter_config.json in the adapter folder", str(adapter))
+           "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
+    inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])
     if is_complete(out, cfg, inputs):
         return {"skipped": True, **_read_summary(out)}
-    problems = load_problems(problems_path)[:limit]
+    problems = load_problems(problems_path, kg=kg)[:limit]
     out.mkdir(parents=True, exist_ok=True)
     partial = AppendLog(out / "eval.partial.jsonl")
     done = {r["problem_id"]: r for r in partial.rows}
@@ -62,17 +72,15 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
     if todo:
         if backend in ("vllm", "mlx"):
             if backend == "vllm":
-                from tracestyle.distill.eval_vllm import generate_vllm_lora as gen
+                gen = generate_vllm_lora
             else:
-                from tracestyle.distill.eval_mlx import generate_mlx as gen
-            from tracestyle.distill.models import load_tokenizer
-            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens, temperature)
+                gen = generate_mlx
+            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens, temperature, fmt)
             tok = load_tokenizer(student)
             for p, t in zip(todo, texts):
                 partial.append({"problem_id": p["id"], "output": t,
                                 "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
         else:
-            from tracestyle.distill.generation import generate_batch, load_for_generation
             model, tok = load_for_generation(student, adapter, pick_device(device))
             todo.sort(key=lambda p: len(p["question"]))  # similar lengths per batch: less padding
             for s in range(0, len(todo), batch_size):
@@ -80,8 +88,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
                 g = generate_batch(model, tok, [p["question"] for p in batch], max_new_tokens, temperature, fmt=fmt)
                 gen_tokens += sum(g["tokens"])
                 gen_secs += g["seconds"]
-                for p, t, n in zip(batch, g["texts"], g["tokens"]):
-                    partial.append({"problem_id": p["id"], "output": t, "tokens": n})
+                for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
+                    partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut})
                 if progress:
                     progress(min(s + batch_size, len(todo)), len(todo))
     partial.close()
@@ -91,7 +99,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
         g = by_id[p["id"]]
         rows.append({"problem_id": p["id"], "task": p.get("task"), "split": p.get("split"),
                      "difficulty": p.get("difficulty", {}), "gold": p["gold"], "output": g["output"],
-                     "tokens": g["tokens"], **score(p, g["output"])})
+                     "tokens": g["tokens"], "truncated": g.get("truncated"),
+                     **score(p, g["output"], truncated=g.get("truncated"))})
     n = len(rows)
     acc = sum(r["correct"] for r in rows) / max(1, n)
     summary = {"student": student, "adapter": adapter, "n": n, "correct": sum(r["correct"] for r in rows),
@@ -108,5 +117,4 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, adapt
 
 
 def _read_summary(out: Path) -> dict:
-    import json
     return json.loads((out / "summary.json").read_text())

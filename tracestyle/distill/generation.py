@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from tracestyle.distill.data import build_prompt, end_text
+from tracestyle.distill.examples import build_prompt, end_text
+from tracestyle.distill.models import load_model, load_tokenizer
+from tracestyle.errors import InputError
+
+
+def trained_kind(folder: str | Path) -> str:
+    """'lora' (adapter_config.json) or 'full' (a whole fine-tuned model: config.json + model.safetensors)."""
+    f = Path(folder)
+    if (f / "adapter_config.json").exists():
+        return "lora"
+    if (f / "config.json").exists() and any(f.glob("model*.safetensors")):
+        return "full"
+    raise InputError("neither a LoRA adapter (adapter_config.json) nor a fully fine-tuned model (config.json + "
+                     "model.safetensors)", str(folder))
+
+
+def weights_file(folder: str | Path) -> Path:
+    f = Path(folder)
+    return f / "adapter_model.safetensors" if trained_kind(f) == "lora" else sorted(f.glob("model*.safetensors"))[0]
 
 
 def load_for_generation(student: str, adapter: str | None, device: str):
-    from tracestyle.distill.models import load_model, load_tokenizer
-
+    """The student with its trained weights: a LoRA adapter merged in (no LoRA cost per token), or the folder
+    of a fully fine-tuned model (`train --full`) in place of the base weights."""
     tok = load_tokenizer(student)
     tok.padding_side = "left"
-    model = load_model(student, "float32" if device == "cpu" else "bfloat16", device)
-    if adapter:
-        from peft import PeftModel
+    dtype = "float32" if device == "cpu" else "bfloat16"
+    if adapter and trained_kind(adapter) == "full":
+        model = load_model(student, dtype, device, path=str(adapter))
+    else:
+        model = load_model(student, dtype, device)
+        if adapter:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()  # merged: no LoRA cost per token
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     model.eval()
     return model, tok
 
@@ -41,10 +64,11 @@ def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, 
         out = model.generate(**enc, **kw)
     secs = time.time() - t0
     gen = out[:, enc["input_ids"].shape[1]:]
-    texts, ntoks = [], []
+    texts, ntoks, truncated = [], [], []
     for row in gen:
         ids = [int(t) for t in row]
         cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
         ntoks.append(cut + (1 if cut < len(ids) else 0))
         texts.append(tok.decode(ids[:cut], skip_special_tokens=True).strip())
-    return {"texts": texts, "tokens": ntoks, "seconds": secs}
+        truncated.append(cut >= max_new_tokens)   # ran into the token limit: its last line may be a fragment
+    return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}

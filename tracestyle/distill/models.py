@@ -15,7 +15,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # a preset names its model and overrides TrainConfig's defaults (tracestyle.distill.config) with these keys
 TRAINING_KEYS = {"lora", "lr", "batch_size", "grad_accum", "micro_batch_tokens", "max_length", "epochs", "max_steps",
-                 "warmup_ratio", "eval_every", "save_every", "dtype"}
+                 "warmup_ratio", "eval_every", "save_every", "dtype", "prompt_format"}
 LORA_KEYS = {"r", "alpha", "dropout", "targets"}
 
 
@@ -119,13 +119,14 @@ def load_tokenizer(student: str):
     return tok
 
 
-def load_model(student: str, dtype: str = "float32", device: str = "cpu"):
-    """Weights load through safetensors only (use_safetensors=True): never pickle from user paths."""
+def load_model(student: str, dtype: str = "float32", device: str = "cpu", path: str | None = None):
+    """Weights load through safetensors only (use_safetensors=True): never pickle from user paths.
+    `path`: a fully fine-tuned model folder of this student, instead of the preset's weights."""
     import torch
     from transformers import AutoModelForCausalLM
 
     quiet_transformers()
-    path = resolve_model_path(load_preset(student).model)
+    path = path or resolve_model_path(load_preset(student).model)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), use_safetensors=True)
     except OSError as e:

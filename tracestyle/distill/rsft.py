@@ -8,33 +8,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tracestyle.curate.extract import verify_answer
-from tracestyle.curate.kg_path import verify_kg_path
-from tracestyle.curate.kg_questions import cached_kg
+from tracestyle.answers.repetition import repeated_share
 from tracestyle.distill.config import TrainConfig
+from tracestyle.distill.generation import generate_batch, load_for_generation
+from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
-from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.manifest import is_complete, stage_key, write_manifest
+from tracestyle.tasks import score, task_of
+from tracestyle.tasks.kg.refs import point_at
 
 
-def repetition_penalty(text: str, n: int = 4) -> float:
-    """Share of repeated lines and word n-grams: loops score near 1, clean traces near 0."""
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
-    rep_lines = 1 - len(set(lines)) / len(lines) if lines else 0.0
-    words = text.split()
-    grams = [tuple(words[i: i + n]) for i in range(max(0, len(words) - n + 1))]
-    rep_grams = 1 - len(set(grams)) / len(grams) if grams else 0.0
-    return max(rep_lines, rep_grams)
-
-
-def rsft_reward(problem: dict, text: str) -> tuple[float, bool]:
-    """+1 correct, -2 wrong or unparsable; KG: +0.5 x gold-path coverage; minus the repetition share."""
-    ok = verify_answer(text, problem).ok
-    r = 1.0 if ok else -2.0
-    if problem.get("task") == "kg":
-        kg = cached_kg(problem.get("domain"))
-        r += 0.5 * verify_kg_path(text, problem, kg).details.get("gold_coverage", 0.0)
-    return r - repetition_penalty(text), ok
+def rsft_reward(problem: dict, text: str, *, truncated: bool | None = None) -> tuple[float, bool]:
+    """+1 correct, -2 wrong or unparsable; where the task checks a path: +0.5 x gold-path coverage;
+    minus the share of repeated text (loops score near -3)."""
+    s = score(problem, text, truncated=truncated)
+    r = 1.0 if s["correct"] else -2.0
+    if isinstance(s.get("path"), dict):
+        r += 0.5 * s["path"].get("gold_coverage", 0.0)
+    return r - repeated_share(text), s["correct"]
 
 
 def select_best(samples: list[dict]) -> dict | None:
@@ -44,23 +36,37 @@ def select_best(samples: list[dict]) -> dict | None:
     return sorted(good, key=lambda s: (-s["reward"], len(s["text"])))[0]
 
 
-def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rounds: int = 1, k: int = 4,
-             init_adapter: str | None = None, temperature: float = 0.8, allow_eval_leak: bool = False,
-             max_new_tokens: int = 192, batch_size: int = 8, progress=None) -> dict:
-    from tracestyle.distill.generation import generate_batch, load_for_generation
-    from tracestyle.distill.sft_hf import pick_device, train_hf
+def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *, rounds: int = 1, k: int = 4,
+             init_adapter: str | None = None, temperature: float = 0.8, top_p: float = 0.95,
+             allow_eval_leak: bool = False, max_new_tokens: int = 192, batch_size: int = 8, progress=None,
+             kg: str | None = None) -> dict:
+    """Rounds of: sample k completions per train problem, keep the best correct one per problem, fine-tune."""
 
     t0 = time.time()
     out = Path(out_dir)
-    problems = [strip_meta(p) for p in read_jsonl(problems_path, required=("id", "question", "gold"))]
+    problems = read_jsonl(problems_path, required=("id", "question", "gold"))
+    if kg:
+        problems = point_at(problems, kg)
+    for p in problems:
+        task_of(p).prepare([p], where=str(problems_path))
+    problems = [strip_meta(p) for p in problems]
     evals = [p for p in problems if p.get("split") == "eval"]
     if evals and not allow_eval_leak:
         raise InputError(f"RSFT pool holds {len(evals)} eval-split problems; sampling and training on them leaks "
                          "the evaluation (pass --allow-eval-leak to do it anyway)", str(problems_path), None, "split")
+    # everything that changes the samples is in the key: a changed max_new_tokens must not return a stale run
     conf = {**cfg.to_dict(), "rounds": rounds, "k": k, "init_adapter": init_adapter, "temperature": temperature,
+            "top_p": top_p, "max_new_tokens": max_new_tokens, "gen_batch_size": batch_size, "kg": kg,
             "allow_eval_leak": allow_eval_leak}
     if is_complete(out, conf, [problems_path]):
         return {"skipped": True}
+    # finished rounds are reused on a rerun only when they were made with these very settings
+    key, key_file = stage_key(conf, [problems_path]), out / "rounds.key"
+    if key_file.exists() and key_file.read_text().strip() != key:
+        for old in out.glob("round-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key)
     adapter, history = init_adapter, []
     device = pick_device(cfg.device)
     for rnd in range(1, rounds + 1):
@@ -73,10 +79,11 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
         for s in range(0, len(problems), batch_size):
             batch = problems[s: s + batch_size]
             g = generate_batch(model, tok, [p["question"] for p in batch], max_new_tokens, temperature,
-                               top_p=0.95, num_return_sequences=k, seed=cfg.seed + rnd * 7919 + s)
-            for j, text in enumerate(g["texts"]):
+                               top_p=top_p, num_return_sequences=k, fmt=cfg.prompt_format,
+                               seed=cfg.seed + rnd * 7919 + s)
+            for j, (text, cut) in enumerate(zip(g["texts"], g["truncated"])):
                 p = batch[j // k]
-                reward, ok = rsft_reward(p, text)
+                reward, ok = rsft_reward(p, text, truncated=cut)
                 samples.append({"problem_id": p["id"], "question": p["question"], "text": text, "reward": reward,
                                 "correct": ok, "split": p.get("split"), "round": rnd})
             if progress:

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.data import collate, encode_example, length_grouped_batches
+from tracestyle.distill.examples import collate, encode_example, length_grouped_batches
+from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.errors import InputError
-from tracestyle.jsonl import AppendLog, write_json
+from tracestyle.jsonl import AppendLog, atomic_write_text, write_json
 
 
 def pick_device(want: str) -> str:
@@ -111,6 +112,27 @@ def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> 
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _load_checkpoint_weights(model, ck: Path) -> None:
+    """LoRA checkpoints hold the adapter; full fine-tuning checkpoints the whole model (`train --full`)."""
+    from safetensors.torch import load_file
+
+    if (ck / "adapter_model.safetensors").exists():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(ck / "adapter_model.safetensors")))
+        return
+    state = {}
+    for f in sorted(ck.glob("model*.safetensors")):
+        state.update(load_file(str(f)))
+    if not state:
+        raise InputError("checkpoint holds neither adapter nor model weights", str(ck))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if k.endswith("lm_head.weight")}   # tied to the embeddings, not saved twice
+    if set(missing) - tied or unexpected:
+        raise InputError(f"checkpoint does not fit the model (missing {sorted(set(missing) - tied)[:3]}, "
+                         f"unexpected {sorted(unexpected)[:3]})", str(ck))
+
+
 def _eval_loss(model, held: list[dict], pad_id: int, batch_size: int, budget: int, device: str) -> float:
     import torch
 
@@ -130,7 +152,6 @@ def build_model(cfg: TrainConfig, device: str, adapter: str | None = None):
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from tracestyle.distill.models import load_model
 
     dtype = "float32" if device == "cpu" else cfg.dtype  # bf16 matmuls are ~30x slower on CPUs without AMX
     model = load_model(cfg.student, dtype, device)
@@ -149,7 +170,6 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
              progress=None, heldout_rows: list[dict] | None = None) -> dict:
     import torch
 
-    from tracestyle.distill.models import load_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,10 +201,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
     step = 0
     ck = _latest_checkpoint(out)
     if ck is not None:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(model, load_file(str(ck / "adapter_model.safetensors")))
+        _load_checkpoint_weights(model, ck)
         state = torch.load(ck / "state.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -193,7 +210,6 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
     metrics_path = out / "metrics.jsonl"
     if metrics_path.exists():  # keep only what the checkpoint we resume from had seen
         kept = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and _step_of(ln) <= step]
-        from tracestyle.jsonl import atomic_write_text
         atomic_write_text(metrics_path, "".join(x + "\n" for x in kept))
     log = AppendLog(metrics_path)
     t0, tokens_seen = time.time(), 0

@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.data import SYSTEM
+from tracestyle.distill.examples import chat_messages, plain_prompt
+from tracestyle.distill.models import load_preset, resolve_model_path
 from tracestyle.errors import InputError, MissingExtraError
+from tracestyle.jsonl import write_jsonl
 
 
-def mlx_dataset(rows: list[dict]) -> list[dict]:
-    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": r["question"]},
-                          {"role": "assistant", "content": r["text"]}]} for r in rows]
+def mlx_dataset(rows: list[dict], fmt: str = "chat") -> list[dict]:
+    """The shared student prompt in mlx-lm's formats: chat messages (rendered by the tokenizer's template, as
+    build_prompt does) or prompt/completion pairs for the plain format."""
+    if fmt == "plain":
+        return [{"prompt": plain_prompt(r["question"]), "completion": r["text"]} for r in rows]
+    return [{"messages": chat_messages(r["question"]) + [{"role": "assistant", "content": r["text"]}]} for r in rows]
 
 
 def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n_rows: int) -> dict:
@@ -41,14 +46,12 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
         import mlx_lm  # noqa: F401  (checked here; the trainer runs as `python -m mlx_lm lora`)
     except ImportError:
         raise MissingExtraError("mlx-lm", "mlx") from None
-    from tracestyle.distill.models import load_preset, resolve_model_path
-    from tracestyle.jsonl import write_jsonl
 
     out = Path(out_dir)
     data = out / "mlx_data"
     n_valid = max(1, len(rows) // 20)
-    write_jsonl(data / "train.jsonl", mlx_dataset(rows[n_valid:]))
-    write_jsonl(data / "valid.jsonl", mlx_dataset(rows[:n_valid]))
+    write_jsonl(data / "train.jsonl", mlx_dataset(rows[n_valid:], cfg.prompt_format))
+    write_jsonl(data / "valid.jsonl", mlx_dataset(rows[:n_valid], cfg.prompt_format))
     conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out), len(rows))
     (out / "mlx_config.yaml").write_text(yaml.safe_dump(conf))
     proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "mlx_config.yaml")],

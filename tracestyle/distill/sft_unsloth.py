@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
+from tracestyle.distill.examples import build_prompt
+from tracestyle.distill.models import load_preset, resolve_model_path
 from tracestyle.errors import InputError, MissingExtraError
+from tracestyle.jsonl import write_jsonl
 
 
 def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str) -> dict:
@@ -33,13 +36,12 @@ def train_unsloth(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> di
         from unsloth import FastLanguageModel
     except ImportError:
         raise MissingExtraError("unsloth", "unsloth") from None
-    from tracestyle.distill.data import build_prompt
-    from tracestyle.distill.models import load_preset, resolve_model_path
 
     a = unsloth_args(cfg, resolve_model_path(load_preset(cfg.student).model), str(out_dir))
     model, tok = FastLanguageModel.from_pretrained(**a["model"])
     model = FastLanguageModel.get_peft_model(model, **a["peft"])
-    ds = Dataset.from_list([{"prompt": build_prompt(tok, r["question"]), "completion": r["text"]} for r in rows])
+    ds = Dataset.from_list([{"prompt": build_prompt(tok, r["question"], cfg.prompt_format), "completion": r["text"]}
+                            for r in rows])
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, args=SFTConfig(**a["sft"]))
     result = trainer.train(resume_from_checkpoint=any(Path(out_dir).glob("checkpoint-*")) or None)
     model.save_pretrained(out_dir)
@@ -48,7 +50,6 @@ def train_unsloth(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> di
 
 
 def _write_metrics(history: list[dict], path: Path) -> None:
-    from tracestyle.jsonl import write_jsonl
 
     write_jsonl(path, [{"step": h.get("step"), **({"loss": h["loss"]} if "loss" in h else {}),
                         **({"eval_loss": h["eval_loss"]} if "eval_loss" in h else {})}

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
+from tracestyle.distill.sft_hf import train_hf
+from tracestyle.distill.sft_mlx import train_mlx
+from tracestyle.distill.sft_unsloth import train_unsloth
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta
 from tracestyle.manifest import is_complete, write_manifest
@@ -26,7 +29,7 @@ def check_split(rows: list[dict], path: str, allow_eval_leak: bool) -> list[dict
     return leaks
 
 
-def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, allow_eval_leak: bool = False,
+def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, *, allow_eval_leak: bool = False,
               init_adapter: str | None = None, progress=None, eval_data: str | Path | None = None) -> dict:
     t0 = time.time()
     inputs = [data] + ([eval_data] if eval_data else [])
@@ -41,13 +44,10 @@ def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, allow_eva
     held = [strip_meta(r) for r in read_jsonl(eval_data, required=("question", "text"))] if eval_data else None
     rows = [strip_meta(r) for r in rows]
     if cfg.backend == "hf":
-        from tracestyle.distill.sft_hf import train_hf
         res = train_hf(rows, cfg, out_dir, init_adapter, progress, held)
     elif cfg.backend == "unsloth":
-        from tracestyle.distill.sft_unsloth import train_unsloth
         res = train_unsloth(rows, cfg, out_dir)
     else:
-        from tracestyle.distill.sft_mlx import train_mlx
         res = train_mlx(rows, cfg, out_dir)
     res["eval_leak"] = bool(leaks)
     write_manifest(out_dir, "train", conf, inputs, {"rows": len(rows), **res}, t0,

@@ -16,10 +16,10 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyn
 from jinja2.sandbox import SandboxedEnvironment
 
 from tracestyle.errors import InputError
+from tracestyle.tasks.kg.graph import with_article
 
 BUILTIN_DIR = Path(__file__).parent
 BUILTIN_REGISTERS = ("normal", "gold", "titanium", "diamond")
-TASKS = ("gsm8k", "kg")
 _ALLOWED_KEYS = {"name", "description", "compliance", "version"}
 
 
@@ -36,6 +36,7 @@ class Register:
         if self._env is None:
             self._env = SandboxedEnvironment(loader=FileSystemLoader(str(self.folder)), undefined=StrictUndefined,
                                              keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+            self._env.filters["a"] = with_article   # {{ answer_type | a }} -> "an error", "a fix"
         return self._env
 
     def template_files(self) -> list[Path]:
@@ -113,19 +114,29 @@ def load_register(folder: str | Path) -> Register:
 
 
 def load_registers(names: list[str] | None = None, registers_dir: str | Path | None = None) -> dict[str, Register]:
-    """Built-in registers plus any folders under registers_dir (a user folder overrides a built-in of that name)."""
-    found: dict[str, Path] = {n: BUILTIN_DIR / n for n in BUILTIN_REGISTERS}
+    """Built-in registers plus the register folders under registers_dir, keyed by the `name:` in their
+    register.yaml (the folder name when it has none). A user register overrides a built-in of the same name."""
+    found: dict[str, Register] = {n: load_register(BUILTIN_DIR / n) for n in BUILTIN_REGISTERS}
     if registers_dir:
         rd = Path(registers_dir)
         if not rd.is_dir():
             raise InputError("registers dir is not a directory", str(rd))
+        if (rd / "register.yaml").exists():
+            raise InputError("this is one register's folder; pass the folder that holds register folders",
+                             str(rd))
+        users: dict[str, Path] = {}
         for sub in sorted(rd.iterdir()):
             if (sub / "register.yaml").exists():
-                found[sub.name] = sub
+                reg = load_register(sub)
+                if reg.name in users:
+                    raise InputError(f"register name '{reg.name}' is also used by {users[reg.name]}",
+                                     str(sub / "register.yaml"), None, "name")
+                users[reg.name] = sub
+                found[reg.name] = reg
     wanted = names or list(found)
     out = {}
     for n in wanted:
         if n not in found:
             raise InputError(f"unknown register '{n}' (known: {', '.join(sorted(found))})", field="registers")
-        out[n] = load_register(found[n])
+        out[n] = found[n]
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tracestyle.curate.teacher_openai import OpenAIConfig, OpenAITeacher
+from tracestyle.curate.teachers.openai_client import OpenAIConfig, OpenAITeacher
 from tracestyle.errors import InputError
 from tracestyle.jsonl import write_jsonl
 from tracestyle.prompts import Register

@@ -10,10 +10,12 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tracestyle.ablations.grid import cell_dir, eval_dir
 from tracestyle.jsonl import atomic_write_text, read_jsonl
+from tracestyle.layout import cell_dir, eval_dir
+from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
+from tracestyle.tasks import get_task
 
 
 def _eval_rows(path: Path) -> list[dict] | None:
@@ -149,7 +151,7 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
                        ["student", "register"] + names_j,
                        [[s, r] + [c.get(k, 0) for k in names_j] for s, r, c in judge_rows]))
     # difficulty strata
-    key = "hops" if spec["task"] == "kg" else "steps"
+    key = get_task(spec["task"]).difficulty_key
     levels = sorted({p["difficulty"].get(key) for p in problems.values()})
     srows = []
     for (s, r, seed), ev in sorted(data["evals"].items()):
@@ -167,7 +169,7 @@ def build_sections(run: Path) -> tuple[list[dict], list[tuple[str, list[str], li
                  for r, v in tok["registers"].items()]
         tables.append((f"Training token budget per register (budget: {tok.get('budget') or 'none'})",
                        ["register", "total tokens", "traces", "tokens/trace"], trows))
-    if spec["task"] == "kg":
+    if any("path_valid" in x for ev in data["evals"].values() for x in ev):
         vrows = []
         for (s, r, seed), ev in sorted(data["evals"].items()):
             t = chi2_2x2([bool(x.get("path_valid")) for x in ev], [bool(x["correct"]) for x in ev])
@@ -204,8 +206,6 @@ def _judge_table(run: Path, data: dict) -> list[tuple[str, str, Counter]]:
 def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
               taxonomy: str | None = None) -> int:
     """Label the wrong answers of every evaluation in a run with the LLM judge."""
-    from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
-
     run = Path(run)
     data = collect(run)
     n = 0

@@ -11,9 +11,10 @@ import ast
 import operator
 import re
 
-from tracestyle.curate.kg_path import reachable
-from tracestyle.curate.numbers import all_numbers, numbers_equal, parse_number
-from tracestyle.distill.rsft import repetition_penalty
+from tracestyle.answers.numbers import all_numbers, numbers_equal, parse_number
+from tracestyle.answers.repetition import is_loop
+from tracestyle.registry import Registry
+from tracestyle.tasks.kg.path import reachable
 
 _NUM = r"\$?\(?-?\d[\d,]*(?:\.\d+)?\)?"
 # a whole stated computation "a op b op c = d", so "16 + 3 + 4 = 23" is not misread as "4 = 23"
@@ -55,10 +56,6 @@ def question_numbers(question: str) -> list[float]:
     return nums
 
 
-def is_loop(text: str) -> bool:
-    return len(text.split()) >= 24 and repetition_penalty(text) >= 0.5
-
-
 def kg_category(row: dict, problem: dict) -> str:
     if row.get("correct"):
         return "correct"
@@ -73,6 +70,8 @@ def kg_category(row: dict, problem: dict) -> str:
     if row.get("verdict") == "no_answer" or row.get("extracted") in (None, ""):
         return "no_answer"
     ans = (row.get("extracted") or "").strip().lower()
+    if ans in {a.lower() for a in problem.get("answers") or []}:
+        return "wrong_entity"   # named a member of the answer set but not accepted (e.g. all were required)
     mids = {h["to"].lower() for h in problem.get("path", [])[:-1]}
     reach = {e.lower() for e in reachable(problem["start"], path.get("valid", []))}
     if ans in mids and ans in reach:
@@ -133,5 +132,11 @@ def gsm8k_category(row: dict, problem: dict) -> str:
     return "operation_omission"
 
 
+CATEGORIZERS: Registry = Registry("failure taxonomy")
+CATEGORIZERS.add("kg", kg_category)
+CATEGORIZERS.add("gsm8k", gsm8k_category)
+
+
 def categorize(row: dict, problem: dict) -> str:
-    return kg_category(row, problem) if problem.get("task") == "kg" else gsm8k_category(row, problem)
+    """The rule-based failure category of an evaluated row ("correct" when it is right)."""
+    return CATEGORIZERS.get(problem.get("task") or "gsm8k")(row, problem)

@@ -8,13 +8,21 @@ from random import Random
 SYSTEM = "You are a helpful assistant that solves problems step by step."
 
 
-def build_prompt(tok, question: str, fmt: str = "chat") -> str:
-    """The same prompt for training and evaluation; an explicit system message keeps chat templates from
-    injecting their own default one."""
-    if fmt == "chat" and getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
-                                       tokenize=False, add_generation_prompt=True)
+def chat_messages(question: str) -> list[dict]:
+    # an explicit system message keeps chat templates from injecting their own default one
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+def plain_prompt(question: str) -> str:
     return f"Question: {question}\nAnswer:\n"
+
+
+def build_prompt(tok, question: str, fmt: str = "chat") -> str:
+    """The student's prompt, the same for training and evaluation on every backend (hf, vllm, mlx):
+    the chat template when asked and the tokenizer has one, else the plain "Question: … Answer:" format."""
+    if fmt == "chat" and getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(chat_messages(question), tokenize=False, add_generation_prompt=True)
+    return plain_prompt(question)
 
 
 def end_text(tok, fmt: str = "chat") -> str:

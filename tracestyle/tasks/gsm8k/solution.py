@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tracestyle.curate.gsm8k import split_sentences
-from tracestyle.curate.numbers import all_numbers, numbers_equal, parse_number
+from tracestyle.answers.numbers import all_numbers, numbers_equal, parse_number
+from tracestyle.tasks.gsm8k.source import split_sentences
 
 # wording that hides an operation, and what it asks for; the Gold register translates the ones a question uses
 TRICKY = [
@@ -24,8 +24,6 @@ TRICKY = [
     (r"\baltogether\b|\bin total\b", "in total", "add all the parts together"),
     (r"\bhow (?:much|many) more\b", "how much more", "the difference: subtract the smaller from the larger"),
 ]
-KG_CONNECTIVES = ["Following the first link", "Then", "After that", "Next", "Beyond that", "Further on",
-                  "Continuing", "From there"]
 
 
 def gsm8k_solution(problem: dict) -> dict:
@@ -58,22 +56,3 @@ def gsm8k_solution(problem: dict) -> dict:
 
 def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
-
-
-def kg_solution(problem: dict) -> dict:
-    hops = [{"head": h["from"], "phrase": h["phrase"], "tail": h["to"], "relation": h["relation"],
-             "inverse": h["inverse"]} for h in problem["path"]]
-    inv = []
-    for h in hops:
-        if h["inverse"] and h["phrase"] not in inv:
-            inv.append(h["phrase"])
-    n = len(hops)
-    conn = KG_CONNECTIVES[: n - 1] + ["Finally"] if n > 1 else ["Following the only link"]
-    return {"question": problem.get("query", problem["question"]), "start": problem["start"],
-            "start_type": problem["start_type"].replace("_", " "), "hops": hops, "inverse_phrases": inv,
-            "answer": problem["answer_entity"], "answer_type": problem["answer_type"].replace("_", " "),
-            "final": problem["gold"], "mc": problem.get("mc", False), "connectives": conn}
-
-
-def solution_context(problem: dict) -> dict:
-    return kg_solution(problem) if problem.get("task") == "kg" else gsm8k_solution(problem)

@@ -7,33 +7,15 @@ the ranges, so train and eval never share a question or a path, even when made w
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from random import Random
 
-from tracestyle.curate.kg_domains import BUILTIN
-from tracestyle.curate.kg_graph import KnowledgeGraph, load_kg
 from tracestyle.errors import InputError
+from tracestyle.tasks.kg.graph import KnowledgeGraph
+from tracestyle.tasks.kg.refs import get_kg, kg_ref
 
 DEFAULT_HOPS = {"train": (1, 3), "eval": (4, 5)}
 LETTERS = "ABCD"
-
-
-def get_kg(domain: str) -> KnowledgeGraph:
-    if domain in BUILTIN:
-        return BUILTIN[domain]()
-    if Path(domain).suffix == ".json" or Path(domain).exists():
-        return load_kg(domain)
-    raise InputError(f"unknown KG domain '{domain}' (built in: {', '.join(BUILTIN)}; or a path to a KG .json)",
-                     field="domain")
-
-
-_KG_CACHE: dict[str, KnowledgeGraph] = {}
-
-
-def cached_kg(domain: str) -> KnowledgeGraph:
-    if domain not in _KG_CACHE:
-        _KG_CACHE[domain] = get_kg(domain)
-    return _KG_CACHE[domain]
+MAX_ANSWERS = 5   # a set-answer question whose chain fans out wider than this is not a fair question
 
 
 def _path_key(start: str, hops: list[dict]) -> str:
@@ -41,17 +23,18 @@ def _path_key(start: str, hops: list[dict]) -> str:
     return hashlib.sha256(sig.encode()).hexdigest()
 
 
-def _walk(kg: KnowledgeGraph, rng: Random, n_hops: int) -> tuple[str, list[dict]] | None:
+def _walk(kg: KnowledgeGraph, rng: Random, n_hops: int, answer_sets: bool = False) -> tuple[str, list[dict]] | None:
     start = rng.choice(sorted(kg.entities))
     cur, seen, hops = start, {start}, []
     for _ in range(n_hops):
         options = []
         for rel in kg.relations.values():
-            for inverse in (False, True):
+            for inverse in ((False,) if rel.symmetric or not rel.inverse_phrasings else (False, True)):
                 tg = kg.targets(cur, rel.name, inverse)
-                # exactly one target keeps the answer unique; unseen keeps the chain from looping back
-                if len(tg) == 1 and tg[0] not in seen:
-                    options.append((rel.name, inverse, tg[0]))
+                # one target keeps the answer unique (unless sets are allowed); unseen keeps the chain from looping
+                fresh = [t for t in tg if t not in seen]
+                if fresh and (answer_sets or len(tg) == 1):
+                    options += [(rel.name, inverse, t) for t in (fresh if answer_sets else fresh[:1])]
         if not options:
             return None
         rname, inverse, nxt = rng.choice(sorted(options))
@@ -81,8 +64,16 @@ def _distractors(kg: KnowledgeGraph, rng: Random, path_edges: set, entities: lis
     return out
 
 
+def answer_set(kg: KnowledgeGraph, start: str, hops: list[dict]) -> list[str]:
+    """Every entity the chain of relations reaches from the start (the walk's own end among them)."""
+    frontier = {start}
+    for h in hops:
+        frontier = {t for e in frontier for t in kg.targets(e, h["relation"], h["inverse"]) if t != start}
+    return sorted(frontier)
+
+
 def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, split: str, idx: int,
-                 seed: int, mc: bool, open_book: bool, key: str) -> dict:
+                 seed: int, mc: bool, open_book: bool, key: str, ref: dict, answers: list[str]) -> dict:
     answer = hops[-1]["to"]
     atype, stype = kg.entities[answer], kg.entities[start]
     chain = " -> ".join(h["phrase"] for h in hops)
@@ -98,7 +89,7 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
         rng.shuffle(facts)
         parts.append("Facts:\n" + "\n".join(facts))
     parts.append("Question: " + query)
-    gold, choices = answer, None
+    gold, choices = (answer if len(answers) == 1 else answers), None
     if mc:
         on_path = {start} | {h["to"] for h in hops}
         pool = [e for e in kg.of_type(atype) if e not in on_path]
@@ -112,6 +103,7 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
         "id": f"kg-{kg.name}-{split}-s{seed}-{idx}",
         "task": "kg",
         "domain": kg.name,
+        "kg": ref,
         "split": split,
         "seed": seed,
         "source_index": idx,
@@ -119,6 +111,9 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
         "query": query,
         "gold": gold,
         "answer_entity": answer,
+        "answers": answers,
+        # a chain that fans out reaches several entities: naming any one of them, by a valid path, answers it
+        "answer_match": "any",
         "answer_type": atype,
         "start": start,
         "start_type": stype,
@@ -132,9 +127,10 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
     }
 
 
-def generate_kg_problems(domain: str = "devops", split: str = "train", n: int = 100, seed: int = 0,
-                         hop_ranges: dict[str, tuple[int, int]] | None = None, mc: bool = False,
-                         open_book: bool = True, kg: KnowledgeGraph | None = None) -> list[dict]:
+def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int = 100, seed: int = 0,
+                         hop_ranges: dict[str, tuple[int, int]] | None = None, *, mc: bool = False,
+                         open_book: bool = True, answer_sets: bool = False) -> list[dict]:
+    """n distinct questions whose paths fall on `split`'s side; kg_spec is a built-in name or a KG .json path."""
     ranges = dict(hop_ranges or DEFAULT_HOPS)
     if split not in ranges:
         raise InputError(f"unknown split '{split}' (known: {', '.join(ranges)})", field="split")
@@ -143,23 +139,34 @@ def generate_kg_problems(domain: str = "devops", split: str = "train", n: int = 
             raise InputError(f"hop range {lo}-{hi} for split '{s}' must satisfy 1 <= lo <= hi <= 8", field="hops")
     if n < 1:
         raise InputError("n must be at least 1", field="n")
-    kg = kg or get_kg(domain)
+    if mc and answer_sets:
+        raise InputError("multiple choice needs a single answer: drop --answer-sets or --mc", field="mc")
+    kg = get_kg(kg_spec)
+    ref = kg_ref(kg_spec, kg)
     lo, hi = ranges[split]
     out, seen = [], set()
     attempts = 0
     while len(out) < n:
         attempts += 1
         if attempts > 400 * n + 4000:
-            raise InputError(f"could not make {n} distinct {lo}-{hi} hop questions from KG '{kg.name}' "
-                             f"(made {len(out)}); lower n or widen the hop range", field="n")
+            why = ("walks follow only links with a single target, so that every question has one answer; "
+                   "pass --answer-sets to also ask questions whose answer is any of a set"
+                   if not answer_sets else "even with answer sets")
+            raise InputError(f"could not make {n} distinct {lo}-{hi} hop questions on the {split} side of KG "
+                             f"'{kg.name}' ({len(kg.entities)} entities, {len(kg.edges)} edges): found {len(out)} "
+                             f"after {attempts - 1} walks. The ceiling: {why}; a third of all paths go to eval. "
+                             "Lower --n or widen the hop range", field="n")
         rng = Random(f"{kg.name}|{seed}|{split}|{attempts}")
-        walk = _walk(kg, rng, rng.randint(lo, hi))
+        walk = _walk(kg, rng, rng.randint(lo, hi), answer_sets)
         if walk is None:
             continue
         start, hops = walk
         key = _path_key(start, hops)
         if key in seen or _split_of(key, len(hops), ranges) != split:
             continue
+        answers = answer_set(kg, start, hops)
+        if len(answers) > MAX_ANSWERS:
+            continue
         seen.add(key)
-        out.append(make_problem(kg, start, hops, rng, split, len(out), seed, mc, open_book, key))
+        out.append(make_problem(kg, start, hops, rng, split, len(out), seed, mc, open_book, key, ref, answers))
     return out

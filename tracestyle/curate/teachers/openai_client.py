@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tracestyle.curate.ratelimit import Bucket
+from tracestyle.curate.teachers.ratelimit import Bucket
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog
 

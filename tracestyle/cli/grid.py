@@ -5,10 +5,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tracestyle.ablations.grid import run_grid
+from tracestyle.ablations.spec import GridSpec
+from tracestyle.errors import InputError
+from tracestyle.reports.console import print_table
+from tracestyle.reports.report import judge_run, write_report
+
 QUICKSTART = {
     # small enough for 2 CPU cores in under 25 minutes, large enough to separate trained students from the base
     # (24 steps took 24.9 min of grid in the bench run of 2026-11-22 on this shared VM: 20 keeps a margin)
-    "task": "kg", "domain": "devops", "registers": ["normal", "gold", "titanium", "diamond"],
+    "task": "kg", "kg": "devops", "registers": ["normal", "gold", "titanium", "diamond"],
     "students": ["smollm2-135m"], "seeds": [0], "train_n": 200, "eval_n": 40, "steps": 20, "batch_size": 8,
     # eval on unseen 1-3 hop paths (hash-disjoint from train); examples/kg_grid.yaml runs the 4-5 hop split
     "train_hops": [1, 3], "eval_hops": [1, 3], "eval_max_new_tokens": 160, "eval_batch_size": 20,
@@ -16,8 +22,6 @@ QUICKSTART = {
 
 
 def _print_results(out: Path) -> None:
-    from tracestyle.reports.console import print_table
-
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     print_table(f"results ({out / 'results.csv'})", ["student", "register", "seed", "accuracy", "95% CI", "n"],
@@ -26,8 +30,6 @@ def _print_results(out: Path) -> None:
 
 
 def cmd_grid(args) -> int:
-    from tracestyle.ablations.grid import GridSpec, run_grid
-
     spec = GridSpec.load(args.spec)
     if args.executor:
         spec.executor = args.executor
@@ -37,14 +39,10 @@ def cmd_grid(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from tracestyle.errors import InputError
-    from tracestyle.reports.report import write_report
-
     run = Path(args.run_dir)
     if not (run / "spec.json").exists():
         raise InputError("not a grid run directory (no spec.json)", str(run))
     if args.judge_base_url:
-        from tracestyle.reports.report import judge_run
         n = judge_run(run, args.judge_base_url, args.judge_model, args.api_key_env, args.taxonomy)
         print(f"LLM judge labelled {n} wrong answers")
     path = write_report(run)
@@ -55,8 +53,6 @@ def cmd_report(args) -> int:
 
 def cmd_quickstart(args) -> int:
     """The README's main job: a small KG grid on the bundled student, CPU only, offline."""
-    from tracestyle.ablations.grid import GridSpec, run_grid
-
     spec = GridSpec(**QUICKSTART)
     spec.validate()
     out = run_grid(spec, args.out, args.quiet)
@@ -65,7 +61,7 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
-def add_grid_commands(sub) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("grid", help="run a grid spec (YAML): task x registers x students x seeds")
     p.add_argument("spec")
     p.add_argument("--out", required=True)

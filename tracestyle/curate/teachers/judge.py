@@ -6,9 +6,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from tracestyle.curate.teacher_openai import OpenAIConfig, OpenAITeacher
-from tracestyle.curate.verdict import Verdict
+from tracestyle.curate.teachers.openai_client import OpenAIConfig, OpenAITeacher
 from tracestyle.prompts import BUILTIN_DIR, Register
+from tracestyle.verdict import Verdict
 
 _YES = re.compile(r"^\W*(yes)\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(no)\b", re.IGNORECASE)

@@ -3,9 +3,9 @@ render, so every register carries the same content and only the style differs.""
 
 from __future__ import annotations
 
-from tracestyle.curate.solutions import solution_context
 from tracestyle.prompts import Register
+from tracestyle.tasks import task_of
 
 
 def template_trace(problem: dict, register: Register) -> str:
-    return register.reference(problem["task"], solution_context(problem))
+    return register.reference(problem["task"], task_of(problem).solution_context(problem))

@@ -1,26 +1,17 @@
-"""CLI subcommands for students, grids and reports: train, rsft, eval, grid, report, quickstart."""
+"""Subcommands of the student side: train, rsft, eval."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-
-def _bar(label: str):
-    from rich.progress import Progress
-
-    prog = Progress(transient=False)
-    task = {"id": None}
-
-    def cb(done, total, row=None):
-        if task["id"] is None:
-            prog.start()
-            task["id"] = prog.add_task(label, total=total)
-        desc = label + (f" loss {row['loss']:.3f}" if row and "loss" in row else "")
-        prog.update(task["id"], completed=done, description=desc)
-        if done >= total:
-            prog.stop()
-    return cb
+from tracestyle.cli.common import add_kg_arg
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.evaluate import run_eval
+from tracestyle.distill.rsft import run_rsft
+from tracestyle.distill.train import run_train
+from tracestyle.progress import stage_progress
+from tracestyle.reports.console import print_table
 
 
 def _train_overrides(args) -> dict:
@@ -28,17 +19,13 @@ def _train_overrides(args) -> dict:
             "batch_size": args.batch_size, "max_length": args.max_length,
             "grad_accum": args.grad_accum, "micro_batch_tokens": args.micro_batch_tokens, "backend": args.backend,
             "device": args.device, "lora": False if args.full else None, "save_every": args.save_every,
-            "eval_every": args.eval_every}
+            "eval_every": args.eval_every, "prompt_format": args.prompt_format}
 
 
 def cmd_train(args) -> int:
-    from tracestyle.distill.config import config_from_preset
-    from tracestyle.distill.train import run_train
-    from tracestyle.reports.console import print_table
-
     cfg = config_from_preset(args.student, **_train_overrides(args))
-    res = run_train(args.data, cfg, args.out, args.allow_eval_leak, args.init_adapter,
-                    None if args.quiet else _bar("train"), args.eval_data)
+    res = run_train(args.data, cfg, args.out, allow_eval_leak=args.allow_eval_leak, init_adapter=args.init_adapter,
+                    progress=stage_progress(f"train {args.student}", args.quiet), eval_data=args.eval_data)
     if res.get("skipped"):
         print(f"{args.out}: complete (manifest matches); nothing to do")
         return 0
@@ -49,23 +36,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_rsft(args) -> int:
-    from tracestyle.distill.config import config_from_preset
-    from tracestyle.distill.rsft import run_rsft
-
     cfg = config_from_preset(args.student, **_train_overrides(args))
-    res = run_rsft(args.problems, cfg, args.out, args.rounds, args.k, args.init_adapter, args.temperature,
-                   args.allow_eval_leak, args.max_new_tokens, args.gen_batch_size,
-                   None if args.quiet else _bar("rsft sampling"))
+    res = run_rsft(args.problems, cfg, args.out, rounds=args.rounds, k=args.k, init_adapter=args.init_adapter,
+                   temperature=args.temperature, top_p=args.top_p, allow_eval_leak=args.allow_eval_leak,
+                   max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch_size, kg=args.kg,
+                   progress=stage_progress("rsft sampling", args.quiet))
     print(json.dumps(res, indent=2))
     return 0
 
 
 def cmd_eval(args) -> int:
-    from tracestyle.distill.evaluate import run_eval
-    from tracestyle.reports.console import print_table
-
-    res = run_eval(args.student, args.problems, args.out, args.adapter, args.batch_size, args.max_new_tokens,
-                   args.temperature, args.device, args.backend, args.limit, None if args.quiet else _bar("eval"))
+    res = run_eval(args.student, args.problems, args.out, adapter=args.adapter, batch_size=args.batch_size,
+                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, device=args.device,
+                   backend=args.backend, limit=args.limit, fmt=args.prompt_format, kg=args.kg,
+                   progress=stage_progress(f"eval {args.student}", args.quiet))
     print_table("eval", ["student", "adapter", "n", "accuracy", "tokens/s"],
                 [[res["student"], res.get("adapter") or "-", res["n"], f"{res['accuracy']:.3f}",
                   res.get("tokens_per_s")]])
@@ -90,11 +74,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (resume point)")
     p.add_argument("--eval-every", type=int, default=None, help="held-out loss every N steps")
+    p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
+                   help="the student's prompt: its chat template, or 'Question: … Answer:' (default: the preset's)")
     p.add_argument("--init-adapter", default=None)
     p.add_argument("--allow-eval-leak", action="store_true", help="permit eval-split data (logged everywhere)")
 
 
-def add_distill_commands(sub) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("train", help="SFT a student on curated traces")
     p.add_argument("--data", required=True)
     p.add_argument("--eval-data", default=None, help="held-out traces for eval loss (default: 5%% of --data)")
@@ -106,14 +92,16 @@ def add_distill_commands(sub) -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=192)
     p.add_argument("--gen-batch-size", type=int, default=8)
+    add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rsft)
 
-    p = sub.add_parser("eval", help="evaluate a student (optionally with an adapter) on problems")
+    p = sub.add_parser("eval", help="evaluate a student (optionally with trained weights) on problems")
     p.add_argument("--student", default="smollm2-135m")
-    p.add_argument("--adapter", default=None)
+    p.add_argument("--adapter", default=None, help="a LoRA adapter folder, or a fully fine-tuned model (train --full)")
     p.add_argument("--problems", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=16)
@@ -122,8 +110,7 @@ def add_distill_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm", "mlx"])
+    p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
+                   help="default: the format the weights were trained with, else the preset's")
+    add_kg_arg(p)
     p.set_defaults(fn=cmd_eval)
-
-    from tracestyle.cli_grid import add_grid_commands
-
-    add_grid_commands(sub)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tracestyle.curate.numbers import format_number, parse_number
-from tracestyle.errors import InputError
+from tracestyle.answers.numbers import format_number, parse_number
+from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import read_jsonl
 
 CALC = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
@@ -95,7 +95,6 @@ def _load_hub(dataset_id: str, split: str, n: int | None, offset: int) -> list[d
     try:
         import datasets
     except ImportError:
-        from tracestyle.errors import MissingExtraError
         raise MissingExtraError("datasets", "hub") from None
     ds = datasets.load_dataset(dataset_id, "main", split="test" if split.startswith("test") else "train")
     rows = [dict(r) for r in ds][offset: offset + n if n else None]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from random import Random
 
-from tracestyle.curate.kg_graph import KnowledgeGraph, kg_from_json
+from tracestyle.tasks.kg.graph import KnowledgeGraph
+from tracestyle.tasks.kg.loader import kg_from_json
 
 ROOT_CAUSES = [
     "disk full", "expired TLS certificate", "memory leak", "DNS misconfiguration", "connection pool exhaustion",

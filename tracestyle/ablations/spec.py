@@ -1,0 +1,127 @@
+"""Grid specs: task x registers x students x seeds (x token budget), loaded from YAML with errors that name the
+file, line and key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from tracestyle.distill.models import load_preset
+from tracestyle.errors import InputError
+from tracestyle.prompts import load_registers
+from tracestyle.tasks import TASKS
+from tracestyle.tasks.kg.refs import get_kg
+
+
+@dataclass
+class GridSpec:
+    task: str = "kg"
+    kg: str = "devops"                  # KG tasks: a built-in name or a KG .json (relative to the spec file)
+    registers: list[str] = field(default_factory=lambda: ["normal", "gold", "titanium", "diamond"])
+    registers_dir: str | None = None    # a folder of your own register folders (relative to the spec file)
+    students: list[str] = field(default_factory=lambda: ["smollm2-135m"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    recipe: str = "sft"                 # sft | sft+rsft
+    teacher: str = "template"
+    train_hops: list[int] = field(default_factory=lambda: [1, 3])
+    eval_hops: list[int] = field(default_factory=lambda: [4, 5])
+    answer_sets: bool = False           # KG: also ask questions whose answer is any of a set
+    train_n: int = 300
+    eval_n: int = 100
+    data_seed: int = 0
+    token_budget: str | int = "none"    # none | matched | an integer budget
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    eval_max_new_tokens: int = 160
+    eval_batch_size: int = 16
+    rsft_k: int = 4
+    executor: str = "local"
+
+    @classmethod
+    def load(cls, path: str | Path) -> GridSpec:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
+            raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(p),
+                             mark.line + 1 if mark else None) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read: {e}", str(p)) from None
+        if not isinstance(data, dict):
+            raise InputError("expected a mapping", str(p), 1)
+        if "domain" in data:   # the key's earlier name
+            if "kg" in data:
+                raise InputError("give 'kg' only ('domain' is its old name)", str(p), _line(p, "domain"), "domain")
+            data["kg"] = data.pop("domain")
+        known = {f.name for f in fields(cls)}
+        for k in data:
+            if k not in known:
+                raise InputError(f"unknown key (known: {', '.join(sorted(known))})", str(p), _line(p, k), k)
+        # paths in a spec are relative to the spec's folder, so a spec runs from anywhere
+        for k in ("kg", "registers_dir"):
+            v = data.get(k)
+            if isinstance(v, str) and (v.endswith(".json") or k == "registers_dir") and not Path(v).is_absolute():
+                data[k] = str((p.parent / v).resolve())
+        spec = cls(**data)
+        spec.validate(str(p))
+        return spec
+
+    def validate(self, where: str = "<spec>") -> None:
+        def bad(key, msg):
+            raise InputError(msg, where, _line(Path(where), key) if Path(where).exists() else None, key)
+        if self.task not in TASKS:
+            bad("task", f"unknown task '{self.task}'")
+        if not self.registers:
+            bad("registers", "needs at least one register")
+        try:
+            load_registers(self.registers, self.registers_dir)
+        except InputError as e:
+            bad("registers_dir" if "dir" in str(e) else "registers", str(e))
+        if not self.students:
+            bad("students", "needs at least one student")
+        for st in self.students:
+            try:
+                load_preset(st)
+            except InputError as e:
+                bad("students", str(e))
+        if self.task == "kg":
+            try:
+                get_kg(self.kg)
+            except InputError as e:
+                bad("kg", str(e))
+        if not self.seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
+            bad("seeds", f"must be a non-empty list of integers, got {self.seeds!r}")
+        for k in ("train_n", "eval_n", "eval_max_new_tokens", "eval_batch_size"):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+                bad(k, f"must be a positive integer, got {getattr(self, k)!r}")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            bad("steps", f"must be a positive integer, got {self.steps!r}")
+        for k in ("train_hops", "eval_hops"):
+            v = getattr(self, k)
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v) and 1 <= v[0] <= v[1]):
+                bad(k, f"must be [lo, hi] with 1 <= lo <= hi, got {v!r}")
+        if self.recipe not in ("sft", "sft+rsft"):
+            bad("recipe", f"unknown recipe '{self.recipe}' (sft, sft+rsft)")
+        if self.executor not in ("local", "ray"):
+            bad("executor", f"unknown executor '{self.executor}' (local, ray)")
+        tb = self.token_budget
+        if not (tb in ("none", "matched") or (isinstance(tb, int) and not isinstance(tb, bool) and tb > 0)):
+            bad("token_budget", f"must be none, matched or a positive integer, got {self.token_budget!r}")
+
+    def task_options(self) -> dict:
+        return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),
+                "answer_sets": self.answer_sets}
+
+
+def _line(path: Path, key: str) -> int | None:
+    try:
+        for i, ln in enumerate(path.read_text().splitlines(), 1):
+            if ln.lstrip().startswith(f"{key}:"):
+                return i
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,5 @@
+import sys
+
+from tracestyle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,18 @@
+"""The run-directory layout of a grid, shared by its writer (ablations) and its reader (reports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracestyle.jsonl import safe_child
+
+
+def cell_dir(out: Path, student: str, register: str, seed: int | None = None) -> Path:
+    """A cell's folder; names become path parts safely (hub ids keep their meaning, '..' cannot escape)."""
+    parts = [student.replace("/", "__"), register] + ([f"seed{seed}"] if seed is not None else [])
+    return safe_child(out, "/".join(["cells", *parts]))
+
+
+def eval_dir(out: Path, student: str, register: str, seed: int) -> Path:
+    """Where a cell's evaluation lives; the base model is evaluated once per student, whatever the seed."""
+    return (cell_dir(out, student, "base") if register == "base" else cell_dir(out, student, register, seed)) / "eval"

@@ -1,0 +1,45 @@
+"""Tasks: one folder per task behind one interface and one registry, and the one `score()` every stage uses
+(evaluation, the RSFT reward, the `correct` filter and the failure taxonomy).
+
+Adding a task = adding a folder with a `Task` subclass and one line below.
+"""
+
+from __future__ import annotations
+
+from tracestyle.registry import Registry
+from tracestyle.tasks.base import Task
+from tracestyle.tasks.gsm8k import GSM8KTask
+from tracestyle.tasks.kg import KGTask
+from tracestyle.verdict import Verdict
+
+TASKS: Registry[Task] = Registry("task")
+TASKS.add("gsm8k", GSM8KTask())
+TASKS.add("kg", KGTask())
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name)
+
+
+def task_of(problem: dict) -> Task:
+    return TASKS.get(problem.get("task") or "gsm8k")
+
+
+def score(problem: dict, output: str, *, truncated: bool | None = None) -> dict:
+    """Score one output against its problem: the answer verdict plus the task's own trace verdicts.
+    `truncated`: the generation hit its token limit (a cut-off fragment must not count as the answer)."""
+    task = task_of(problem)
+    v = task.check_answer(problem, output, truncated=truncated)
+    row = {"extracted": v.extracted, "correct": bool(v.ok), "verdict": v.reason,
+           "extractor": v.details.get("extractor")}
+    for name, tv in task.check_trace(problem, output).items():
+        row[f"{name}_valid"] = tv.ok
+        row[name] = {"reason": tv.reason, **tv.details}
+    return row
+
+
+def answer_verdict(problem: dict, output: str) -> Verdict:
+    return task_of(problem).check_answer(problem, output)
+
+
+__all__ = ["TASKS", "Task", "answer_verdict", "get_task", "score", "task_of"]

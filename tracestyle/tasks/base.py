@@ -1,0 +1,33 @@
+"""The task interface: what every stage needs from a task, so no stage branches on a task's name."""
+
+from __future__ import annotations
+
+from tracestyle.verdict import Verdict
+
+
+class Task:
+    """A task folder provides one subclass: its problem source, reference solution, answer scorer and any
+    trace verifiers of its own (KG: the path)."""
+
+    name: str = ""
+    difficulty_key: str = ""        # the key of problem["difficulty"] that strata are reported by
+    # several gold answers (a set): must an output name all of them, or any one? Problems may override it.
+    answer_match: str = "all"
+
+    def load_problems(self, *, split: str, n: int | None, seed: int, options: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def solution_context(self, problem: dict) -> dict:
+        """The known solution as template context (the template teacher renders it in each register)."""
+        raise NotImplementedError
+
+    def check_answer(self, problem: dict, text: str, *, truncated: bool | None = None) -> Verdict:
+        raise NotImplementedError
+
+    def check_trace(self, problem: dict, text: str) -> dict[str, Verdict]:
+        """Task-specific verdicts on the reasoning itself, by name (KG: {"path": ...}); none by default."""
+        return {}
+
+    def prepare(self, problems: list[dict], *, where: str = "<problems>", need_trace_checks: bool = False) -> None:
+        """Check up front that every problem can be scored (e.g. its KG resolves), naming file and line;
+        need_trace_checks: the caller will run check_trace, so what it needs must be there too."""

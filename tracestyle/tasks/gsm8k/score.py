@@ -1,0 +1,43 @@
+"""GSM8K answers: the number after the cascade's marker (or the last number), compared numerically."""
+
+from __future__ import annotations
+
+from tracestyle.answers.extract import drop_cut_fragment, extract_marked, gold_list, is_hedged, split_items
+from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
+from tracestyle.answers.repetition import looks_cut_off
+from tracestyle.verdict import Verdict
+
+
+def extract_number(text: str, flexible: bool = True, *,
+                   truncated: bool | None = None) -> tuple[float | None, str | None, str]:
+    """(value, raw answer text, extractor); 'none' when nothing is found."""
+    raw, how = extract_marked(text, truncated=truncated)
+    if raw is not None:
+        v = parse_number(raw)
+        if v is not None:
+            return v, raw, how
+    if flexible:
+        body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
+        nums = all_numbers(body)
+        if nums:
+            return nums[-1], format_number(nums[-1]), "last_number"
+    return None, raw, "none"
+
+
+def verify_number(text: str, gold, *, match: str = "all", truncated: bool | None = None) -> Verdict:
+    golds = [g for g in (parse_number(x) for x in gold_list(gold)) if g is not None]
+    value, raw, how = extract_number(text, truncated=truncated)
+    if value is None:
+        return Verdict(False, "no_answer", raw, {"extractor": how})
+    if raw is not None and how != "last_number":
+        distinct = {round(v, 9) for v in all_numbers(raw)}
+        if len(golds) > 1:
+            values = [v for v in (parse_number(x) for x in split_items(raw)) if v is not None]
+            hit = [any(numbers_equal(v, g) for v in values) for g in golds]
+            ok = all(hit) and len(values) == len(golds) if match == "all" else \
+                len(values) == 1 and any(hit)
+            return Verdict(ok, "ok" if ok else "wrong_answer", raw[:100], {"extractor": how, "match": match})
+        if len(distinct) > 1 and is_hedged(raw):
+            return Verdict(False, "hedged", raw[:100], {"extractor": how})
+    ok = any(numbers_equal(value, g) for g in golds)
+    return Verdict(ok, "ok" if ok else "wrong_answer", format_number(value), {"extractor": how})
