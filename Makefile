@@ -33,6 +33,7 @@ quickstart: setup
 	$(BIN)/tracestyle quickstart --out runs/quickstart
 
 test: setup-test
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 lint: setup

@@ -2,10 +2,17 @@
 
 import pytest
 
-from tracestyle.answers.extract import extract_number, verify_answer, verify_kg
 from tracestyle.answers.numbers import parse_number
+from tracestyle.tasks import answer_verdict
+from tracestyle.tasks.gsm8k.score import extract_number
+from tracestyle.tasks.kg.refs import get_kg
+from tracestyle.tasks.kg.score import verify_kg
 
 GSM = {"task": "gsm8k", "gold": "18"}
+
+
+def verify_answer(text, problem):
+    return answer_verdict(problem, text)
 
 
 @pytest.mark.parametrize("text,gold", [
@@ -44,11 +51,62 @@ def test_numbers():
 
 def test_kg_entities_and_letters():
     p = {"task": "kg", "gold": "SRE team", "answer_entity": "SRE team", "domain": "devops"}
+    kg = get_kg("devops")
     assert verify_kg("#### SRE team", p).ok
     assert verify_kg("so the answer is the SRE team.", p).ok
     assert verify_kg("ANSWER: sre team", p).ok
-    assert verify_kg("The team you're referring to is the SRE team.", p).ok  # flexible: last entity named
+    assert verify_kg("The team you're referring to is the SRE team.", p, kg).ok  # flexible: last entity named
+    assert verify_answer("The team you're referring to is the SRE team.", p).ok  # the KG resolves from the row
     v = verify_kg("#### SRE", p)
     assert not v.ok and 0 < v.details["f1"] < 1
     mc = {"task": "kg", "gold": "B", "answer_entity": "SRE team", "mc": True, "choices": ["x", "SRE team", "y", "z"]}
     assert verify_kg("#### B", mc).ok and verify_kg("ANSWER: (B)", mc).ok and not verify_kg("#### C", mc).ok
+
+
+KG = {"task": "kg", "gold": "SRE team", "answer_entity": "SRE team", "domain": "devops"}
+
+
+@pytest.mark.parametrize("text,problem,ok", [
+    # other tasks' and models' conventions
+    ("Let me think.\n<answer>18</answer>", GSM, True),
+    ("<answer>\n  SRE team\n</answer>", KG, True),
+    ("Step 3: 9 * 2 = 18\n**Answer:**\n18", GSM, True),
+    ("Step 3: 9 * 2 = 18\nFinal answer:\n\n18 dollars", GSM, True),
+    ("**Final Answer**:\nSRE team", KG, True),
+    ("She sells 9 eggs at $2, 9 * 2 = 18. Answer: 18", GSM, True),
+    ("The alert routes to the SRE team, so Answer: SRE team", KG, True),
+    ("\\boxed{\\text{SRE team}}", KG, True),
+    ("$\\boxed{\\textbf{18}}$", GSM, True),
+    # a hedge is wrong, whichever candidate is gold
+    ("The answer is SRE team or platform team.", KG, False),
+    ("#### either 18 or 20", GSM, False),
+    ("ANSWER: 18 or 20", GSM, False),
+])
+def test_answer_conventions(text, problem, ok):
+    v = verify_answer(text, problem)
+    assert v.ok is ok, (text, v)
+    if not ok and "or" in text:
+        assert v.reason == "hedged"
+
+
+def test_gold_sets_any_or_all():
+    anyp = {"task": "kg", "gold": ["SRE team", "platform team"], "answers": ["SRE team", "platform team"],
+            "answer_match": "any", "answer_entity": "SRE team", "domain": "devops"}
+    assert verify_answer("#### platform team", anyp).ok
+    assert not verify_answer("#### security team", anyp).ok
+    allp = {**anyp, "answer_match": "all"}
+    assert verify_answer("ANSWER: platform team and SRE team", allp).ok
+    assert not verify_answer("ANSWER: platform team", allp).ok
+    nums = {"task": "gsm8k", "gold": ["3", "-3"], "answer_match": "all"}
+    assert verify_answer("#### 3, -3", nums).ok and not verify_answer("#### 3", nums).ok
+    assert verify_answer("#### -3", {**nums, "answer_match": "any"}).ok
+
+
+def test_cut_off_repetition_does_not_let_the_fragment_win():
+    loop = "The answer is 12. " * 12 + "The answer is 1"
+    assert verify_answer(loop, {"task": "gsm8k", "gold": "12"}).ok            # detected from the text itself
+    assert verify_answer("#### 12\n#### 12\n#### 1", {"task": "gsm8k", "gold": "12"}, ).ok is False
+    from tracestyle.tasks import score
+    assert score({"task": "gsm8k", "gold": "12"}, "#### 12\n#### 12\n#### 1", truncated=True)["correct"]
+    kg_loop = "So the answer is SRE team.\n" * 10 + "So the answer is SRE"
+    assert verify_answer(kg_loop, KG).ok

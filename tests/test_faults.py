@@ -5,9 +5,9 @@ import json
 import pytest
 
 from tracestyle.curate.generate import generate
-from tracestyle.tasks.kg.questions import generate_kg_problems
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.prompts import load_registers
+from tracestyle.tasks.kg.questions import generate_kg_problems
 
 from fault_proxy import FAULTS, FaultProxy
 

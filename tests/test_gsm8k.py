@@ -1,7 +1,7 @@
 import pytest
 
-from tracestyle.tasks.gsm8k.source import load_gsm8k, parse_solution
 from tracestyle.errors import InputError
+from tracestyle.tasks.gsm8k.source import load_gsm8k, parse_solution
 
 
 def test_loads_real_splits_with_steps(gsm8k_dir):

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from tracestyle.tasks.kg.graph import load_kg
-from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
 from tracestyle.errors import InputError
+from tracestyle.tasks.kg.loader import load_kg
+from tracestyle.tasks.kg.questions import generate_kg_problems
+from tracestyle.tasks.kg.refs import get_kg
 
 
 def _walk(kg, p):
@@ -87,5 +88,5 @@ def test_bad_kg_names_file_line_field(tmp_path, over, needle):
 def test_impossible_requests_are_clear():
     with pytest.raises(InputError, match="hop range"):
         generate_kg_problems("devops", "train", 5, 0, {"train": (0, 2), "eval": (4, 5)})
-    with pytest.raises(InputError, match="unknown KG domain"):
+    with pytest.raises(InputError, match="unknown KG"):
         generate_kg_problems("atlantis", "train", 5)

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _fake_run(tmp_path: Path) -> Path:
     """A run folder with real problems and hand-written evaluation rows (no training needed)."""
-    from tracestyle.tasks.kg.questions import generate_kg_problems
     from tracestyle.distill.evaluate import score
+    from tracestyle.tasks.kg.questions import generate_kg_problems
 
     spec = {"task": "kg", "students": ["smollm2-135m"], "registers": ["normal"], "seeds": [0],
             "train_hops": [1, 3], "eval_hops": [4, 5]}

@@ -2,12 +2,13 @@
 
 import pytest
 
-from tracestyle.answers.extract import verify_answer
-from tracestyle.tasks.gsm8k.source import problem_from_row
-from tracestyle.tasks.kg.path import verify_kg_path
-from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
+from tracestyle.tasks import answer_verdict
+from tracestyle.tasks.gsm8k.source import problem_from_row
+from tracestyle.tasks.kg.path import verify_kg_path
+from tracestyle.tasks.kg.questions import generate_kg_problems
+from tracestyle.tasks.kg.refs import get_kg
 
 # GSM8K test problem 0 (Janet's ducks): 16 - 3 - 4 = 9 eggs sold, 9 * 2 = 18 dollars
 JANET = problem_from_row({
@@ -24,7 +25,7 @@ THREE = problem_from_row({
 
 
 def _cat(problem, text):
-    v = verify_answer(text, problem)
+    v = answer_verdict(problem, text)
     row = {"output": text, "correct": v.ok, "verdict": v.reason, "extracted": v.extracted}
     return categorize(row, problem)
 
@@ -54,7 +55,7 @@ def kgp():
 
 
 def _kg_cat(p, kg, text):
-    v = verify_answer(text, p)
+    v = answer_verdict(p, text)
     pv = verify_kg_path(text, p, kg)
     row = {"output": text, "correct": v.ok, "verdict": v.reason, "extracted": v.extracted,
            "path_valid": pv.ok, "path": {"reason": pv.reason, **pv.details}}

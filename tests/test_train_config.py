@@ -58,12 +58,12 @@ def test_micro_batches_cover_the_batch_within_budget():
 def test_micro_batched_gradient_equals_whole_batch_gradient():
     import torch
 
-    from tracestyle.tasks.kg.questions import generate_kg_problems
     from tracestyle.curate.teachers.template import template_trace
     from tracestyle.distill.examples import collate
     from tracestyle.distill.models import load_tokenizer
     from tracestyle.distill.sft_hf import build_model, completion_loss, prepare_examples
     from tracestyle.prompts import load_registers
+    from tracestyle.tasks.kg.questions import generate_kg_problems
 
     reg = load_registers(["titanium"])["titanium"]
     rows = [{"question": p["question"], "text": template_trace(p, reg), "problem_id": p["id"]}

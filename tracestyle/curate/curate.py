@@ -143,7 +143,7 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
               "filter_failures": dict(fail_counts),
               "per_register": {g: {"kept": sum(1 for r in kept if r["register"] == g),
                                    "dropped": sum(1 for r in dropped if r["register"] == g)} for g in regs}}
-    write_manifest(out, "curate", cfg, inputs, counts, t0)
+    write_manifest(out, "curate", conf, inputs, counts, t0)
     return {"skipped": False, **counts}
 
 
