@@ -36,6 +36,22 @@ def test_mlx_translation():
     assert "self_attn.q_proj" in c["lora_parameters"]["keys"] and "mlp.up_proj" in c["lora_parameters"]["keys"]
     ds = mlx_dataset([{"question": "q", "text": "t"}])
     assert [m["role"] for m in ds[0]["messages"]] == ["system", "user", "assistant"]
+    plain = mlx_dataset([{"question": "q", "text": "t"}], "plain")
+    assert plain == [{"prompt": "Question: q\nAnswer:\n", "completion": "t"}]
+
+
+def test_one_prompt_builder_for_every_backend():
+    """hf training and evaluation, vllm and mlx all build the student's prompt with the same function."""
+    import inspect
+
+    from tracestyle.distill import eval_mlx, eval_vllm, examples, generation, sft_unsloth
+    for mod in (eval_mlx, eval_vllm, generation, sft_unsloth):
+        assert "build_prompt(" in inspect.getsource(mod), mod.__name__
+    assert "apply_chat_template" not in inspect.getsource(eval_vllm)
+
+    class NoTemplate:
+        chat_template = None
+    assert examples.build_prompt(NoTemplate(), "2+2?", "chat") == examples.build_prompt(NoTemplate(), "2+2?", "plain")
 
 
 def test_import_guards_name_the_extra(monkeypatch):
@@ -45,11 +61,20 @@ def test_import_guards_name_the_extra(monkeypatch):
         generate_vllm("m", [[{"role": "user", "content": "x"}]])
     monkeypatch.setitem(sys.modules, "mlx_lm", None)
     from tracestyle.distill.sft_mlx import train_mlx
-    with pytest.raises((MissingExtraError, InputError)):
+    with pytest.raises(MissingExtraError, match=r"tracestyle\[mlx\]"):
         train_mlx([{"question": "q", "text": "t"}], config_from_preset("smollm2-135m"), "/tmp/none")
     from tracestyle.distill.eval_mlx import generate_mlx
     with pytest.raises(MissingExtraError, match=r"tracestyle\[mlx\]"):
         generate_mlx("smollm2-135m", None, ["q"], 4, 0.0)
+    import torch
+
     from tracestyle.distill.sft_unsloth import train_unsloth
-    with pytest.raises(InputError, match="CUDA|unsloth"):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="needs a CUDA GPU") as e:
+        train_unsloth([], config_from_preset("smollm2-135m"), "/tmp/none")
+    assert not isinstance(e.value, MissingExtraError)
+    # with a GPU but without the package: the extra is named
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "unsloth", None)
+    with pytest.raises(MissingExtraError, match=r"tracestyle\[unsloth\]"):
         train_unsloth([], config_from_preset("smollm2-135m"), "/tmp/none")

@@ -95,7 +95,7 @@ def test_register_folders(tmp_path, setup, args, needles):
 
 @pytest.mark.parametrize("args,needles", [
     (["--n", "0"], ["field 'n'"]),
-    (["--domain", "atlantis"], ["unknown KG"]),
+    (["--kg", "atlantis"], ["unknown KG"]),
     (["--train-hops", "3-1"], ["hop range"]),
 ])
 def test_problems_bad_requests(tmp_path, args, needles):

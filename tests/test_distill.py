@@ -84,6 +84,48 @@ def test_eval_base_and_adapter(kg_data, tmp_path):
     assert summary["n"] == 6 and summary["accuracy"] == sum(x["correct"] for x in rows) / 6
     assert all("path_valid" in x and x["tokens"] > 0 for x in rows)
     assert summary["tokens_per_s"] > 0
+    # the same problems with a trained adapter: its weights are used (the outputs change) and hashed as input
+    a = tmp_path / "a"
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--lr", "3e-3", "--out", str(a))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("eval", "--student", "smollm2-135m", "--adapter", str(a), "--problems", str(kg_data / "eval.jsonl"),
+                "--out", str(tmp_path / "ea"), "--batch-size", "3", "--max-new-tokens", "24")
+    assert r.returncode == 0, r.stderr
+    tuned = [json.loads(x) for x in (tmp_path / "ea" / "eval.jsonl").read_text().splitlines()]
+    man = json.loads((tmp_path / "ea" / "manifest.json").read_text())
+    assert man["config"]["adapter"] == str(a) and any("adapter_model.safetensors" in k for k in man["inputs"])
+    assert [x["output"] for x in tuned] != [x["output"] for x in rows], "the adapter changed nothing"
+
+
+def test_full_fine_tuning_resumes_and_evaluates(kg_data, tmp_path):
+    """--full: checkpoints hold the whole model, a killed run resumes on the same curve, eval takes the folder."""
+    args = ["train", "--data", str(kg_data / "cur" / "kept.jsonl"), "--full", "--student", "smollm2-135m",
+            "--steps", "4", "--batch-size", "2", "--max-length", "160", "--save-every", "2", "--seed", "3",
+            "--lr", "1e-5"]
+    ref = tmp_path / "ref"
+    assert run_cli(*args, "--out", str(ref)).returncode == 0
+    m = _metrics(ref / "metrics.jsonl")
+    out = tmp_path / "full"
+    proc = subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", *args, "--out", str(out)],
+                            env={**os.environ, "TRACESTYLE_QUIET": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (out / "checkpoints" / "step-2" / "state.pt").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.json").exists() and (out / "checkpoints" / "step-2" / "model.safetensors").exists()
+    r = run_cli(*args, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    resumed = _metrics(out / "metrics.jsonl")
+    assert [x["step"] for x in resumed] == [1, 2, 3, 4]
+    for a, b in zip(m, resumed):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4), (a, b)
+    r = run_cli("eval", "--student", "smollm2-135m", "--adapter", str(out), "--problems", str(kg_data / "eval.jsonl"),
+                "--out", str(tmp_path / "e"), "--batch-size", "3", "--max-new-tokens", "16")
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert any(k.endswith("model.safetensors") for k in man["inputs"])
 
 
 def test_rsft_refuses_eval_split_and_runs_on_train(kg_data, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 SPEC = """task: kg
-domain: world
+kg: world
 registers: [normal, titanium]
 students: [smollm2-135m]
 seeds: [0]
@@ -37,14 +37,17 @@ def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
                             env={**os.environ, "TRACESTYLE_QUIET": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     base_manifest = out / "cells" / "smollm2-135m" / "base" / "eval" / "manifest.json"
+    first_train = out / "cells" / "smollm2-135m" / "normal" / "seed0" / "adapter"
     deadline = time.time() + 600
-    while time.time() < deadline and not base_manifest.exists():
-        time.sleep(0.2)
-    time.sleep(3)
+    while time.time() < deadline and not first_train.exists():
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the grid finished before the kill"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")}
     assert base_manifest in done_before and not (out / "results.csv").exists()
+    assert not (first_train / "manifest.json").exists(), "the kill must land inside the first training cell"
     r = run_cli("grid", str(spec), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in done_before.items()), "only unfinished cells are redone"
@@ -70,6 +73,8 @@ def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")} == manifests, "a rerun recomputes nothing"
     r = run_cli("report", str(out))
     assert r.returncode == 0 and "titanium" in r.stdout
+    jobs = [json.loads(x) for x in (out / "jobs.jsonl").read_text().splitlines()]
+    assert all(j["executor"] == "local" and j["worker_pid"] == j["driver_pid"] and j["skipped"] for j in jobs)
 
 
 @pytest.mark.parametrize("body,needle", [

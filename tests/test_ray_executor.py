@@ -1,6 +1,7 @@
 """The Ray executor on a local Ray instance: the same tiny grid as the local executor, one Ray task per stage."""
 
 import csv
+import json
 
 import pytest
 
@@ -9,7 +10,7 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 
 SPEC = """task: kg
-domain: devops
+kg: devops
 registers: [normal]
 students: [smollm2-135m]
 seeds: [0]
@@ -32,3 +33,7 @@ def test_ray_executor_runs_a_grid(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
     assert {x["register"] for x in rows} == {"base", "normal"} and all(x["n"] == "3" for x in rows)
     assert (tmp_path / "run" / "cells" / "smollm2-135m" / "normal" / "seed0" / "adapter" / "adapter_config.json").exists()
+    # Ray ran the jobs: each ran in a Ray worker process, not in the grid's own process
+    jobs = [json.loads(x) for x in (tmp_path / "run" / "jobs.jsonl").read_text().splitlines()]
+    assert [j["kind"] for j in jobs] == ["eval", "train", "eval"] and all(j["executor"] == "ray" for j in jobs)
+    assert all(j["worker_pid"] and j["worker_pid"] != j["driver_pid"] for j in jobs), jobs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import time
 from importlib import metadata
@@ -15,7 +16,9 @@ from tracestyle import __version__
 from tracestyle.jsonl import write_json
 
 _PACKAGES = ("torch", "transformers", "peft", "trl", "jinja2", "httpx", "polars")
-_SECRET_WORDS = ("key", "token", "secret", "password")
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "credential", "cookie")
+# values that are credentials whatever their key is called
+_SECRET_VALUE = re.compile(r"^(?:Bearer\s|Basic\s|sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{20,})")
 
 
 def hash_file(path: str | Path) -> str:
@@ -56,6 +59,8 @@ def scrub(config: dict) -> dict:
         if isinstance(v, dict):
             clean[k] = scrub(v)
         elif any(w in k.lower() for w in _SECRET_WORDS) and not k.lower().endswith(("_env", "tokens", "tokenizer")):
+            clean[k] = "<redacted>"
+        elif isinstance(v, str) and _SECRET_VALUE.match(v):
             clean[k] = "<redacted>"
         else:
             clean[k] = v

@@ -4,6 +4,7 @@ matches, so a rerun after an interruption redoes only unfinished stages."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -90,8 +91,8 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     results = get_executor(spec.executor)(jobs, spec, str(ev), quiet)
     # which process ran each job: the executor's own record, kept beside the results
     write_jsonl(out / "jobs.jsonl", [{"kind": j["kind"], "out": j["out"], "executor": spec.executor,
-                                      "skipped": bool(r.get("skipped")), "worker_pid": r.get("worker_pid")}
-                                     for j, r in zip(jobs, results)])
+                                      "skipped": bool(r.get("skipped")), "worker_pid": r.get("worker_pid"),
+                                      "driver_pid": os.getpid()} for j, r in zip(jobs, results)])
     write_report(out)
     if not quiet:
         log_fn(f"grid done in {time.time() - t0:.0f} s: {out / 'report.html'}")

@@ -36,6 +36,12 @@ def select_best(samples: list[dict]) -> dict | None:
     return sorted(good, key=lambda s: (-s["reward"], len(s["text"])))[0]
 
 
+def rsft_config(cfg: TrainConfig, **settings) -> dict:
+    """The stage's skip key: the training config and every setting that changes the samples (a changed
+    max_new_tokens or top_p must not return a stale run)."""
+    return {**cfg.to_dict(), **settings}
+
+
 def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *, rounds: int = 1, k: int = 4,
              init_adapter: str | None = None, temperature: float = 0.8, top_p: float = 0.95,
              allow_eval_leak: bool = False, max_new_tokens: int = 192, batch_size: int = 8, progress=None,
@@ -54,10 +60,8 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
     if evals and not allow_eval_leak:
         raise InputError(f"RSFT pool holds {len(evals)} eval-split problems; sampling and training on them leaks "
                          "the evaluation (pass --allow-eval-leak to do it anyway)", str(problems_path), None, "split")
-    # everything that changes the samples is in the key: a changed max_new_tokens must not return a stale run
-    conf = {**cfg.to_dict(), "rounds": rounds, "k": k, "init_adapter": init_adapter, "temperature": temperature,
-            "top_p": top_p, "max_new_tokens": max_new_tokens, "gen_batch_size": batch_size, "kg": kg,
-            "allow_eval_leak": allow_eval_leak}
+    conf = rsft_config(cfg, rounds=rounds, k=k, init_adapter=init_adapter, temperature=temperature, top_p=top_p,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=allow_eval_leak)
     if is_complete(out, conf, [problems_path]):
         return {"skipped": True}
     # finished rounds are reused on a rerun only when they were made with these very settings

@@ -73,7 +73,8 @@ def kg_category(row: dict, problem: dict) -> str:
     if ans in {a.lower() for a in problem.get("answers") or []}:
         return "wrong_entity"   # named a member of the answer set but not accepted (e.g. all were required)
     mids = {h["to"].lower() for h in problem.get("path", [])[:-1]}
-    reach = {e.lower() for e in reachable(problem["start"], path.get("valid", []))}
+    valid = [tuple(v) for v in path.get("valid", [])]
+    reach = {e.lower() for e in reachable(problem["start"], valid + [v[::-1] for v in valid])}
     if ans in mids and ans in reach:
         return "skipped_hop"    # a sound chain that stopped short of the last hops (or jumped over them)
     if path.get("valid_hops", 0) > 0 and ans not in reach:

@@ -27,6 +27,11 @@ def _content(span: str) -> list[str]:
     return [w for w in _WORD.findall(span) if w.lower() not in _FILLER]
 
 
+def _joins(span: str) -> bool:
+    """The text between an entity and a phrasing names nothing else ("B, which we found above, leads to")."""
+    return not _content(re.sub(r",[^,]*,", " ", span))
+
+
 def asserted_hops(text: str, kg: KnowledgeGraph) -> list[dict]:
     """Every hop a trace states, as written: from/to in the order of the text, head/relation/tail as the KG
     edge it claims. A hop with a name the KG does not know carries `unknown`."""
@@ -42,8 +47,8 @@ def asserted_hops(text: str, kg: KnowledgeGraph) -> list[dict]:
             right_hi = phrases[i + 1].start() if i + 1 < len(phrases) else len(seg)
             left = [m for m in mentions if left_lo <= m[0] and m[1] <= pm.start()]
             right = [m for m in mentions if pm.end() <= m[0] and m[1] <= right_hi]
-            a = left[-1] if left and not _content(seg[left[-1][1]:pm.start()]) else None
-            b = right[0] if right and not _content(seg[pm.end():right[0][0]]) else None
+            a = left[-1] if left and _joins(seg[left[-1][1]:pm.start()]) else None
+            b = right[0] if right and _joins(seg[pm.end():right[0][0]]) else None
             rel, inverse = table[pm.group(1).lower()]
             if a and b:
                 head, tail = (b[2], a[2]) if inverse else (a[2], b[2])
@@ -90,10 +95,12 @@ def verify_kg_path(text: str, problem: dict, kg: KnowledgeGraph) -> Verdict:
         else:
             invalid.append({**h, "kind": "hallucinated"})
     answers = problem.get("answers") or [problem["answer_entity"]]
-    reach = reachable(problem["start"], [(h["from"], h["to"]) for h in valid])
+    # a hop links its two entities whichever way the sentence runs ("B is caused by A" links A and B)
+    links = [(h["from"], h["to"]) for h in valid] + [(h["to"], h["from"]) for h in valid]
+    reach = reachable(problem["start"], links)
     connected = any(a in reach for a in answers)
-    gold_edges = {(p["from"], p["to"]) for p in problem.get("path", [])}
-    covered = sum(1 for h in valid if (h["from"], h["to"]) in gold_edges)
+    gold_edges = {frozenset((p["from"], p["to"])) for p in problem.get("path", [])}
+    covered = len({frozenset((h["from"], h["to"])) for h in valid} & gold_edges)
     details = {"asserted": len(hops), "valid_hops": len(valid), "invalid_hops": invalid, "connected": connected,
                "valid": [[h["from"], h["to"]] for h in valid],
                "gold_coverage": covered / max(1, len(gold_edges))}

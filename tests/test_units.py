@@ -1,0 +1,105 @@
+"""Direct tests of small parts whose failures would hide inside bigger runs: the rate-limit bucket, the manifest
+scrubber, token-budget matching, and RSFT's reward, selection and skip key."""
+
+import asyncio
+import time
+
+import pytest
+
+from tracestyle.ablations.token_match import match_budget
+from tracestyle.curate.teachers.ratelimit import Bucket
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.rsft import rsft_config, rsft_reward, select_best
+from tracestyle.manifest import is_complete, scrub, write_manifest
+from tracestyle.tasks.kg.questions import generate_kg_problems
+
+
+def test_bucket_bursts_to_capacity_then_holds_the_rate():
+    async def run():
+        b = Bucket(1200)                       # 20 per second, a minute's worth at once
+        t0 = time.monotonic()
+        for _ in range(1200):
+            await b.take()
+        burst = time.monotonic() - t0
+        for _ in range(10):
+            await b.take()
+        return burst, time.monotonic() - t0 - burst
+    burst, paced = asyncio.run(run())
+    assert burst < 0.2 and 0.4 <= paced <= 1.5, (burst, paced)
+
+
+def test_bucket_off_refund_and_oversized_requests():
+    async def run():
+        off = Bucket(None)
+        t0 = time.monotonic()
+        for _ in range(10000):
+            await off.take(1000)
+        assert time.monotonic() - t0 < 0.5
+        b = Bucket(60)
+        await b.take(1000)                     # larger than a minute's budget: goes alone, drains the bucket
+        assert b.level < 1
+        b.refund(30)
+        assert 29 <= b.level <= 31
+        b.refund(1000)
+        assert b.level == 60
+    asyncio.run(run())
+
+
+def test_scrub_redacts_credentials_at_any_depth_and_keeps_names():
+    cfg = {"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "openai": {"Authorization": "Bearer x",
+           "password": "p", "max_tokens": 512, "tokenizer": "smollm2-135m", "secret_token": "s"}, "lr": 1e-3}
+    out = scrub(cfg)
+    assert out["api_key"] == "<redacted>" and out["api_key_env"] == "OPENAI_API_KEY" and out["lr"] == 1e-3
+    assert out["openai"]["password"] == "<redacted>" and out["openai"]["secret_token"] == "<redacted>"
+    assert out["openai"]["max_tokens"] == 512 and out["openai"]["tokenizer"] == "smollm2-135m"
+    assert "sk-123" not in repr(out) and "Bearer" not in repr(out)
+
+
+def test_match_budget_within_tolerance_same_problems_first():
+    rows = {"short": [{"problem_id": f"p{i}", "text": "x"} for i in range(40)],
+            "long": [{"problem_id": f"p{i}", "text": "y"} for i in range(40)]}
+    counts = {"short": [10 + i % 3 for i in range(40)], "long": [35 + (i * 7) % 11 for i in range(40)]}
+    out, rep = match_budget(rows, counts, None, seed=1)
+    budget = rep["budget"]
+    assert budget == sum(counts["short"])      # default: the smallest register's total
+    for reg in rows:
+        r = rep["registers"][reg]
+        assert r["within"] and abs(r["total"] - budget) <= 0.01 * budget
+        assert r["total"] == sum(counts[reg][int(x["problem_id"][1:])] for x in out[reg])
+    # a budget no register can reach is reported, not faked
+    out2, rep2 = match_budget(rows, counts, 10 ** 6, seed=1)
+    assert not rep2["registers"]["short"]["within"] and len(out2["short"]) == 40
+    # deterministic from the seed
+    assert match_budget(rows, counts, 900, seed=3) == match_budget(rows, counts, 900, seed=3)
+
+
+def test_rsft_reward_orders_samples_and_selection_prefers_the_best_then_the_shortest():
+    p = generate_kg_problems("devops", "train", 5, 0, {"train": (2, 2), "eval": (4, 5)})[0]
+    walk = " ".join(f"{h['from']} {h['phrase']} {h['to']}." for h in p["path"])
+    good = f"{walk}\n#### {p['gold']}"
+    bare = f"#### {p['gold']}"
+    wrong = f"{walk}\n#### nothing at all"
+    loop = f"#### {p['gold']}\n" + "the same line again and again\n" * 30
+    r = {k: rsft_reward(p, t) for k, t in {"good": good, "bare": bare, "wrong": wrong, "loop": loop}.items()}
+    assert r["good"] == (pytest.approx(1.5), True)            # +1 correct, +0.5 full gold-path coverage
+    assert r["bare"] == (pytest.approx(1.0), True)
+    assert r["wrong"][1] is False and r["wrong"][0] < 0
+    assert r["loop"][1] is True and r["loop"][0] < r["bare"][0]
+    samples = [{"text": t, "reward": r[k][0], "correct": r[k][1]} for k, t in
+               {"good": good, "bare": bare, "wrong": wrong, "loop": loop}.items()]
+    assert select_best(samples)["text"] == good
+    tie = [{"text": "long " * 5, "reward": 1.0, "correct": True}, {"text": "short", "reward": 1.0, "correct": True}]
+    assert select_best(tie)["text"] == "short"
+    assert select_best([{"text": "x", "reward": 5.0, "correct": False}]) is None
+
+
+def test_rsft_skip_key_covers_generation_settings(tmp_path):
+    cfg = config_from_preset("smollm2-135m", max_steps=2)
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"id": "a", "question": "q", "gold": "1"}\n')
+    base = dict(rounds=1, k=4, init_adapter=None, temperature=0.8, top_p=0.95, max_new_tokens=192, batch_size=8,
+                kg=None, allow_eval_leak=False)
+    write_manifest(tmp_path / "out", "rsft", rsft_config(cfg, **base), [pool], {}, time.time())
+    assert is_complete(tmp_path / "out", rsft_config(cfg, **base), [pool])
+    for change in ({"max_new_tokens": 64}, {"top_p": 0.5}, {"batch_size": 4}, {"temperature": 1.0}, {"k": 2}):
+        assert not is_complete(tmp_path / "out", rsft_config(cfg, **{**base, **change}), [pool]), change
