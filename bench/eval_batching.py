@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from tracestyle.tasks.kg.questions import generate_kg_problems
 from tracestyle.distill.generation import generate_batch, load_for_generation
+from tracestyle.tasks.kg.questions import generate_kg_problems
 
 
 def main(n: int = 16, batch: int = 16, max_new: int = 64) -> None:

@@ -8,14 +8,13 @@ import re
 import sys
 import time
 
-from tracestyle.curate.compliance import check_compliance
-from tracestyle.answers.extract import verify_answer
-from tracestyle.tasks.gsm8k.source import load_gsm8k
-from tracestyle.tasks.kg.path import verify_kg_path
-from tracestyle.tasks.kg.questions import generate_kg_problems, get_kg
 from tracestyle.answers.numbers import numbers_equal, parse_number
+from tracestyle.curate.compliance import check_compliance
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.prompts import load_registers
+from tracestyle.tasks import score
+from tracestyle.tasks.gsm8k.source import load_gsm8k
+from tracestyle.tasks.kg.questions import generate_kg_problems
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
@@ -36,7 +35,6 @@ def main(n_total: int) -> None:
     regs = load_registers()
     gsm = load_gsm8k("test")
     kgp = generate_kg_problems("devops", "train", 500, 0)
-    kg = get_kg("devops")
     base = [(p, r, template_trace(p, regs[r])) for p in gsm for r in regs] + \
            [(p, r, template_trace(p, regs[r])) for p in kgp for r in regs]
     reps = max(1, n_total // len(base))
@@ -44,15 +42,13 @@ def main(n_total: int) -> None:
     t0 = time.perf_counter()
     kept = 0
     for p, r, t in items:
-        ok = verify_answer(t, p).ok and check_compliance(t, regs[r].compliance).ok
-        if p["task"] == "kg":
-            ok = ok and verify_kg_path(t, p, kg).ok
-        kept += ok
+        s = score(p, t)   # the answer and, for KG rows, the path: what the correct and kg_path filters run
+        kept += s["correct"] and s.get("path_valid", True) and check_compliance(t, regs[r].compliance).ok
     ours_s = time.perf_counter() - t0
     gsm_items = [(p, t) for p, r, t in base if p["task"] == "gsm8k"]
     out = {"traces": len(items), "ours_traces_per_s": len(items) / ours_s, "ours_kept": kept}
     # agreement with gold on the same GSM8K traces, all four registers
-    for name, fn in (("ours", lambda t: verify_answer(t, {"task": "gsm8k", "gold": "0"}).extracted),
+    for name, fn in (("ours", lambda t: score({"task": "gsm8k", "gold": "0"}, t)["extracted"]),
                      ("lm_eval_strict", lambda t: lm_eval_extract(t, True)),
                      ("lm_eval_flexible", lambda t: lm_eval_extract(t, False))):
         t0 = time.perf_counter()

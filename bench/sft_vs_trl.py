@@ -17,10 +17,10 @@ LORA = {"r": 16, "alpha": 32, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"
 
 
 def make_data(path: Path) -> None:
-    from tracestyle.tasks.kg.questions import generate_kg_problems
     from tracestyle.curate.teachers.template import template_trace
     from tracestyle.jsonl import write_jsonl
     from tracestyle.prompts import load_registers
+    from tracestyle.tasks.kg.questions import generate_kg_problems
 
     reg = load_registers(["gold"])["gold"]
     probs = generate_kg_problems("devops", "train", STEPS * BATCH, 11)

@@ -37,7 +37,7 @@ def test_mlx_translation():
     ds = mlx_dataset([{"question": "q", "text": "t"}])
     assert [m["role"] for m in ds[0]["messages"]] == ["system", "user", "assistant"]
     plain = mlx_dataset([{"question": "q", "text": "t"}], "plain")
-    assert plain == [{"prompt": "Question: q\nAnswer:\n", "completion": "t"}]
+    assert plain == [{"prompt": "Question: q\nAnswer:", "completion": " t"}]
 
 
 def test_one_prompt_builder_for_every_backend():
@@ -65,7 +65,7 @@ def test_import_guards_name_the_extra(monkeypatch):
         train_mlx([{"question": "q", "text": "t"}], config_from_preset("smollm2-135m"), "/tmp/none")
     from tracestyle.distill.eval_mlx import generate_mlx
     with pytest.raises(MissingExtraError, match=r"tracestyle\[mlx\]"):
-        generate_mlx("smollm2-135m", None, ["q"], 4, 0.0)
+        generate_mlx("smollm2-135m", None, ["q"], max_new_tokens=4, temperature=0.0)
     import torch
 
     from tracestyle.distill.sft_unsloth import train_unsloth

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
 from tracestyle.prompts import BUILTIN_DIR, load_registers
+
+from conftest import run_cli
 
 USER_KG = {
     "name": "library", "version": 3,

@@ -99,7 +99,7 @@ def test_rsft_skip_key_covers_generation_settings(tmp_path):
     pool.write_text('{"id": "a", "question": "q", "gold": "1"}\n')
     base = dict(rounds=1, k=4, init_adapter=None, temperature=0.8, top_p=0.95, max_new_tokens=192, batch_size=8,
                 kg=None, allow_eval_leak=False)
-    write_manifest(tmp_path / "out", "rsft", rsft_config(cfg, **base), [pool], {}, time.time())
+    write_manifest(tmp_path / "out", "rsft", rsft_config(cfg, **base), [pool], {}, started=time.time())
     assert is_complete(tmp_path / "out", rsft_config(cfg, **base), [pool])
     for change in ({"max_new_tokens": 64}, {"top_p": 0.5}, {"batch_size": 4}, {"temperature": 1.0}, {"k": 2}):
         assert not is_complete(tmp_path / "out", rsft_config(cfg, **{**base, **change}), [pool]), change

@@ -72,7 +72,7 @@ def stage_key(config: dict, inputs: list[str | Path]) -> str:
 
 
 def write_manifest(out_dir: str | Path, stage: str, config: dict, inputs: list[str | Path],
-                   counts: dict, started: float, extra: dict | None = None) -> dict:
+                   counts: dict, *, started: float, extra: dict | None = None) -> dict:
     man = {
         "stage": stage,
         "key": stage_key(config, inputs),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -11,6 +11,3 @@ class Verdict:
     reason: str                      # "ok" or a short machine-readable cause, e.g. "no_answer", "wrong_answer"
     extracted: str | None = None
     details: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)

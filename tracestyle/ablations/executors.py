@@ -22,7 +22,7 @@ def job_label(job: dict) -> str:
     return f"{job['kind']} {cell}"
 
 
-def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None,
+def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None, *,
             label: str | None = None) -> dict:
     """One stage of one cell. Each stage skips itself when its manifest matches, so reruns are cheap.
     The result names the process that ran it (worker_pid), so a caller can tell where jobs ran."""

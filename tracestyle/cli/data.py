@@ -50,7 +50,8 @@ def cmd_curate(args) -> int:
     filters = csv_list(args.filters)
     judge = None
     if "judge" in filters:
-        judge = make_compliance_judge(registers, args.judge_base_url, args.judge_model, args.api_key_env)
+        judge = make_compliance_judge(registers, args.judge_base_url, args.judge_model,
+                                      api_key_env=args.api_key_env)
     cfg = CurateConfig(task=args.task, filters=filters, registers=registers, fields=fields,
                        problems_path=args.problems, eval_path=args.eval_problems, kg=args.kg,
                        min_chars=args.min_chars, max_chars=args.max_chars, judge=judge,

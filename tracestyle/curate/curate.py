@@ -23,7 +23,7 @@ DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "t
 ROW_FILTERS = ("length", "correct", "kg_path", "compliance", "judge")
 
 
-def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problems: dict[str, dict],
+def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problems: dict[str, dict], *,
                    need_register: bool) -> list[dict]:
     """Map user field names onto ours and check types, naming file, line and field on the first problem."""
     f = {**DEFAULT_FIELDS, **(fields or {})}
@@ -96,7 +96,8 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     if cfg.problems_path:
         rows_p = read_jsonl(cfg.problems_path, required=("id", "question", "gold"))
         problems = {str(p["id"]): strip_meta(p) for p in rows_p}
-    rows = normalize_rows(read_jsonl(in_path), str(in_path), task, cfg.fields or {}, problems, "compliance" in filters)
+    rows = normalize_rows(read_jsonl(in_path), str(in_path), task, cfg.fields or {}, problems,
+                          need_register="compliance" in filters)
     if cfg.kg:
         for r, p in zip(rows, point_at([r["problem"] for r in rows], cfg.kg)):
             r["problem"] = p
@@ -143,7 +144,7 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
               "filter_failures": dict(fail_counts),
               "per_register": {g: {"kept": sum(1 for r in kept if r["register"] == g),
                                    "dropped": sum(1 for r in dropped if r["register"] == g)} for g in regs}}
-    write_manifest(out, "curate", conf, inputs, counts, t0)
+    write_manifest(out, "curate", conf, inputs, counts, started=t0)
     return {"skipped": False, **counts}
 
 

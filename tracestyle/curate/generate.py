@@ -15,7 +15,7 @@ from tracestyle.progress import progress_bar
 from tracestyle.prompts import Register
 
 
-def _row(problem: dict, reg: Register, teacher: str, model: str | None, sample: int, text: str) -> dict:
+def _row(problem: dict, reg: Register, teacher: str, model: str | None, *, sample: int, text: str) -> dict:
     return {
         "problem_id": problem["id"], "task": problem["task"], "register": reg.name,
         "register_version": reg.version, "teacher": teacher, "teacher_model": model, "sample": sample,
@@ -44,7 +44,7 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
         with progress_bar("template teacher", len(problems) * len(registers), quiet) as adv:
             for reg in registers.values():
                 for p in problems:
-                    rows.append(_row(p, reg, "template", None, 0, template_trace(p, reg)))
+                    rows.append(_row(p, reg, "template", None, sample=0, text=template_trace(p, reg)))
                     adv(1)
     elif teacher == "openai":
         ocfg = openai_cfg or OpenAIConfig()
@@ -56,8 +56,8 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
         by_id = {p["id"]: p for p in problems}
         order = {(reg, p["id"]): i for i, (reg, p) in enumerate((r, p) for r in registers for p in problems)}
         results.sort(key=lambda r: (order[(r["register"], r["problem_id"])], r["sample"]))
-        rows = [dict(_row(by_id[r["problem_id"]], registers[r["register"]], "openai", ocfg.model, r["sample"],
-                          r["text"]), finish_reason=r.get("finish_reason")) for r in results]
+        rows = [dict(_row(by_id[r["problem_id"]], registers[r["register"]], "openai", ocfg.model,
+                               sample=r["sample"], text=r["text"]), finish_reason=r.get("finish_reason")) for r in results]
         st = tch.stats
         extra["usage"] = {"requests": st.requests, "cache_hits": st.cache_hits, "retries": st.retries,
                           "failed": st.failed, "prompt_tokens": st.prompt_tokens,
@@ -68,9 +68,10 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
             raise InputError("the vllm teacher needs --model", field="model")
         ocfg = openai_cfg or OpenAIConfig()
         pairs = [(reg, p) for reg in registers.values() for p in problems]
-        outs = generate_vllm(vllm_model, [reg.teacher_messages(p["task"], p) for reg, p in pairs], ocfg.k,
-                             ocfg.temperature, ocfg.top_p, ocfg.max_tokens, ocfg.seed)
-        rows = [_row(p, reg, "vllm", vllm_model, i, t) for (reg, p), texts in zip(pairs, outs)
+        outs = generate_vllm(vllm_model, [reg.teacher_messages(p["task"], p) for reg, p in pairs], k=ocfg.k,
+                             temperature=ocfg.temperature, top_p=ocfg.top_p, max_tokens=ocfg.max_tokens,
+                             seed=ocfg.seed)
+        rows = [_row(p, reg, "vllm", vllm_model, sample=i, text=t) for (reg, p), texts in zip(pairs, outs)
                 for i, t in enumerate(texts)]
     else:
         raise InputError(f"unknown teacher '{teacher}' (template, openai, vllm)", field="teacher")
@@ -78,5 +79,5 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
     write_jsonl(out / "failed.jsonl", failed)
     counts = {"rows": len(rows), "failed": len(failed), "problems": len(problems),
               "per_register": {n: sum(1 for r in rows if r["register"] == n) for n in registers}}
-    write_manifest(out, "generate", cfg, list(inputs), counts, t0, {**extra, "complete": not failed})
+    write_manifest(out, "generate", cfg, list(inputs), counts, started=t0, extra={**extra, "complete": not failed})
     return {"skipped": False, "rows": len(rows), "failed": len(failed), **extra}

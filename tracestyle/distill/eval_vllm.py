@@ -7,7 +7,7 @@ from tracestyle.distill.models import load_preset, resolve_model_path
 from tracestyle.errors import MissingExtraError
 
 
-def generate_vllm_lora(student: str, adapter: str | None, questions: list[str], max_new_tokens: int,
+def generate_vllm_lora(student: str, adapter: str | None, questions: list[str], *, max_new_tokens: int,
                        temperature: float, fmt: str = "chat") -> list[str]:
     try:
         from vllm import LLM, SamplingParams

@@ -75,7 +75,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
                 gen = generate_vllm_lora
             else:
                 gen = generate_mlx
-            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens, temperature, fmt)
+            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens=max_new_tokens,
+                        temperature=temperature, fmt=fmt)
             tok = load_tokenizer(student)
             for p, t in zip(todo, texts):
                 partial.append({"problem_id": p["id"], "output": t,
@@ -111,7 +112,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
         summary["path_valid_rate"] = sum(bool(r.get("path_valid")) for r in rows) / max(1, n)
     write_jsonl(out / "eval.jsonl", rows)
     write_json(out / "summary.json", summary)
-    write_manifest(out, "eval", cfg, inputs, {"n": n, "correct": summary["correct"]}, t0)
+    write_manifest(out, "eval", cfg, inputs, {"n": n, "correct": summary["correct"]}, started=t0)
     (out / "eval.partial.jsonl").unlink(missing_ok=True)
     return {"skipped": False, **summary}
 

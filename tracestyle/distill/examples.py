@@ -13,8 +13,23 @@ def chat_messages(question: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
 
-def plain_prompt(question: str) -> str:
-    return f"Question: {question}\nAnswer:\n"
+# a base model continues "Question: … Answer: …" documents: the next "Question:" ends its answer
+PLAIN_STOP = "\nQuestion:"
+
+
+def plain_prompt(question: str, bos: str = "") -> str:
+    # no newline after "Answer:": base models (Gemma 3 270M) answer there, but repeat "Answer:" after a newline
+    return f"{bos}Question: {question}\nAnswer:"
+
+
+def _bos_text(tok) -> str:
+    """The BOS token as text when the tokenizer would add it (Gemma needs it; prompts are encoded without
+    special tokens so that chat templates, which write their own, are not doubled)."""
+    bos = getattr(tok, "bos_token", None)
+    if not bos:
+        return ""
+    with_special = tok("x")["input_ids"]
+    return bos if with_special and with_special[0] == tok.bos_token_id else ""
 
 
 def build_prompt(tok, question: str, fmt: str = "chat") -> str:
@@ -22,7 +37,17 @@ def build_prompt(tok, question: str, fmt: str = "chat") -> str:
     the chat template when asked and the tokenizer has one, else the plain "Question: … Answer:" format."""
     if fmt == "chat" and getattr(tok, "chat_template", None):
         return tok.apply_chat_template(chat_messages(question), tokenize=False, add_generation_prompt=True)
-    return plain_prompt(question)
+    return plain_prompt(question, _bos_text(tok))
+
+
+def uses_chat(tok, fmt: str) -> bool:
+    return fmt == "chat" and bool(getattr(tok, "chat_template", None))
+
+
+def completion_text(tok, completion: str, fmt: str) -> str:
+    """The trace as the student should write it after its prompt (plain: after "Answer: ")."""
+    text = completion.strip() + end_text(tok, fmt)
+    return text if uses_chat(tok, fmt) else " " + text
 
 
 def end_text(tok, fmt: str = "chat") -> str:
@@ -33,7 +58,7 @@ def end_text(tok, fmt: str = "chat") -> str:
 
 def encode_example(tok, question: str, completion: str, max_length: int, fmt: str = "chat") -> dict | None:
     p = tok(build_prompt(tok, question, fmt), add_special_tokens=False)["input_ids"]
-    c = tok(completion.strip() + end_text(tok, fmt), add_special_tokens=False)["input_ids"]
+    c = tok(completion_text(tok, completion, fmt), add_special_tokens=False)["input_ids"]
     if len(p) >= max_length - 8:
         return None  # a prompt that leaves no room for the trace teaches nothing
     c = c[: max_length - len(p)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tracestyle.distill.examples import build_prompt, end_text
+from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
 from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.errors import InputError
 
@@ -44,7 +44,7 @@ def load_for_generation(student: str, adapter: str | None, device: str):
     return model, tok
 
 
-def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0,
+def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
                    top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0) -> dict:
     import torch
 
@@ -69,6 +69,10 @@ def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, 
         ids = [int(t) for t in row]
         cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
         ntoks.append(cut + (1 if cut < len(ids) else 0))
-        texts.append(tok.decode(ids[:cut], skip_special_tokens=True).strip())
-        truncated.append(cut >= max_new_tokens)   # ran into the token limit: its last line may be a fragment
+        text = tok.decode(ids[:cut], skip_special_tokens=True)
+        stopped = cut < len(ids)
+        if not uses_chat(tok, fmt) and PLAIN_STOP in text:
+            text, stopped = text.split(PLAIN_STOP)[0], True   # a base model's next "Question:" ends its answer
+        texts.append(text.strip())
+        truncated.append(not stopped and cut >= max_new_tokens)   # hit the token limit: the last line may be cut
     return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}

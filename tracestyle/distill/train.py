@@ -44,12 +44,12 @@ def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, *, allow_
     held = [strip_meta(r) for r in read_jsonl(eval_data, required=("question", "text"))] if eval_data else None
     rows = [strip_meta(r) for r in rows]
     if cfg.backend == "hf":
-        res = train_hf(rows, cfg, out_dir, init_adapter, progress, held)
+        res = train_hf(rows, cfg, out_dir, init_adapter=init_adapter, progress=progress, heldout_rows=held)
     elif cfg.backend == "unsloth":
         res = train_unsloth(rows, cfg, out_dir)
     else:
         res = train_mlx(rows, cfg, out_dir)
     res["eval_leak"] = bool(leaks)
-    write_manifest(out_dir, "train", conf, inputs, {"rows": len(rows), **res}, t0,
-                   {"eval_leak": bool(leaks)})
+    write_manifest(out_dir, "train", conf, inputs, {"rows": len(rows), **res}, started=t0,
+                   extra={"eval_leak": bool(leaks)})
     return {"skipped": False, **res}

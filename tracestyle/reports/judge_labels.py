@@ -39,7 +39,7 @@ def parse_label(reply: str | None, categories: dict[str, str]) -> str:
     return "unparsable"
 
 
-def label_eval(eval_dir: str | Path, eval_rows: list[dict], problems: dict[str, dict], base_url: str, model: str,
+def label_eval(eval_dir: str | Path, eval_rows: list[dict], problems: dict[str, dict], *, base_url: str, model: str,
                api_key_env: str = "OPENAI_API_KEY", taxonomy: str | Path = DEFAULT_TAXONOMY,
                template_dir: str | Path | None = None) -> list[dict]:
     """Label every wrong answer of one evaluation (its eval.jsonl rows); correct rows are not sent."""

@@ -210,8 +210,8 @@ def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OP
     data = collect(run)
     n = 0
     for (s, r, seed), rows in sorted(data["evals"].items()):
-        n += len(label_eval(eval_dir(run, s, r, seed), rows, data["problems"], base_url, model, api_key_env,
-                            taxonomy or DEFAULT_TAXONOMY))
+        n += len(label_eval(eval_dir(run, s, r, seed), rows, data["problems"], base_url=base_url, model=model,
+                            api_key_env=api_key_env, taxonomy=taxonomy or DEFAULT_TAXONOMY))
     return n
 
 

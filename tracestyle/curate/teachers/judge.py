@@ -24,7 +24,7 @@ def parse_judgement(reply: str | None) -> Verdict:
     return Verdict(False, "judge:unparsable", reply[:40])
 
 
-def make_compliance_judge(registers: dict[str, Register], base_url: str, model: str, api_key_env: str,
+def make_compliance_judge(registers: dict[str, Register], base_url: str, model: str, *, api_key_env: str,
                           template_dir: str | Path = BUILTIN_DIR, cache: str | Path | None = None):
     """A filter callback judging one row at a time; responses are cached like any teacher's."""
     judge_reg = Register("judge", "", Path(template_dir))

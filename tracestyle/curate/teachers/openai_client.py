@@ -151,7 +151,7 @@ class OpenAITeacher:
                 await asyncio.sleep(delay)
         raise FatalError(f"gave up after {self.cfg.max_retries + 1} attempts: {last}")
 
-    async def _job(self, client, job: Job, cache: dict, log: AppendLog, rpm: Bucket, tpm: Bucket,
+    async def _job(self, client, job: Job, *, cache: dict, log: AppendLog, rpm: Bucket, tpm: Bucket,
                    sem: asyncio.Semaphore, results: list, failed: list) -> None:
         sampling = self.cfg.sampling()
         keys = [cache_key(job.messages, sampling, i) for i in range(self.cfg.k)]
@@ -206,7 +206,8 @@ class OpenAITeacher:
         try:
             async with httpx.AsyncClient(base_url=self.cfg.base_url.rstrip("/"), headers=headers,
                                          timeout=timeout, limits=limits) as client:
-                await asyncio.gather(*(self._job(client, j, cache, log, rpm, tpm, sem, results, failed)
+                await asyncio.gather(*(self._job(client, j, cache=cache, log=log, rpm=rpm, tpm=tpm, sem=sem,
+                                                 results=results, failed=failed)
                                        for j in jobs))
         finally:
             log.close()

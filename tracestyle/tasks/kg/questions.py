@@ -72,7 +72,7 @@ def answer_set(kg: KnowledgeGraph, start: str, hops: list[dict]) -> list[str]:
     return sorted(frontier)
 
 
-def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, split: str, idx: int,
+def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, *, split: str, idx: int,
                  seed: int, mc: bool, open_book: bool, key: str, ref: dict, answers: list[str]) -> dict:
     answer = hops[-1]["to"]
     atype, stype = kg.entities[answer], kg.entities[start]
@@ -168,5 +168,6 @@ def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int =
         if len(answers) > MAX_ANSWERS:
             continue
         seen.add(key)
-        out.append(make_problem(kg, start, hops, rng, split, len(out), seed, mc, open_book, key, ref, answers))
+        out.append(make_problem(kg, start, hops, rng, split=split, idx=len(out), seed=seed, mc=mc,
+                                open_book=open_book, key=key, ref=ref, answers=answers))
     return out
