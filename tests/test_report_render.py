@@ -1,5 +1,8 @@
-"""The HTML report renders standalone in headless Chromium (screenshot taken by scripts/report_screenshot.sh)."""
+"""The HTML report: rendered from its Jinja template, self-contained, with a headline per student size, Holm-
+corrected comparisons, the scale x style plot, the failure heatmap and examples; checked in headless Chromium
+(a screenshot, and the rendered DOM holds every table and plot)."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -8,31 +11,34 @@ import pytest
 
 from tracestyle.jsonl import write_json, write_jsonl
 from tracestyle.reports.report import write_report
+from tracestyle.tasks import score
+from tracestyle.tasks.kg.questions import generate_kg_problems
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDENTS = ["smollm2-135m", "gemma3-270m"]
 
 
-def _fake_run(tmp_path: Path) -> Path:
+def _fake_run(tmp_path: Path, students=("smollm2-135m",), good=None, n_eval: int = 6) -> Path:
     """A run folder with real problems and hand-written evaluation rows (no training needed)."""
-    from tracestyle.distill.evaluate import score
-    from tracestyle.tasks.kg.questions import generate_kg_problems
-
-    spec = {"task": "kg", "students": ["smollm2-135m"], "registers": ["normal"], "seeds": [0],
-            "train_hops": [1, 3], "eval_hops": [4, 5]}
+    good = good or {"base": 1, "normal": 4}
+    regs = [r for r in good if r != "base"]
+    spec = {"task": "kg", "students": list(students), "registers": regs, "seeds": [0], "train_hops": [1, 3],
+            "eval_hops": [4, 5], "teacher": "template", "token_budget": "matched"}
     write_json(tmp_path / "spec.json", spec)
-    tr, ev = generate_kg_problems("devops", "train", 5, 0), generate_kg_problems("devops", "eval", 6, 0)
+    tr, ev = generate_kg_problems("devops", "train", 5, 0), generate_kg_problems("devops", "eval", n_eval, 0)
     write_jsonl(tmp_path / "problems" / "train.jsonl", tr)
     write_jsonl(tmp_path / "problems" / "eval.jsonl", ev)
-    for reg, good in (("base", 1), ("normal", 4)):
-        rows = []
-        for i, p in enumerate(ev):
-            out = "\n".join(f"{h['from']} {h['phrase']} {h['to']}." for h in p["path"]) + f"\n#### {p['gold']}" \
-                if i < good else "I am not sure."
-            rows.append({"problem_id": p["id"], "gold": p["gold"], "output": out, "difficulty": p["difficulty"],
-                         **score(p, out)})
-        d = tmp_path / "cells" / "smollm2-135m" / reg / ("eval" if reg == "base" else "seed0/eval")
-        write_jsonl(d / "eval.jsonl", rows)
-        write_json(d / "manifest.json", {"stage": "eval"})
+    for student in students:
+        for reg, k in good.items():
+            rows = []
+            for i, p in enumerate(ev):
+                out = "\n".join(f"{h['from']} {h['phrase']} {h['to']}." for h in p["path"]) + f"\n#### {p['gold']}" \
+                    if i < k else ("I am not sure." if i % 2 else f"{p['start']} causes Flux Fault.\n#### {p['start']}")
+                rows.append({"problem_id": p["id"], "gold": p["gold"], "output": out, "difficulty": p["difficulty"],
+                             **score(p, out)})
+            d = tmp_path / "cells" / student / reg / ("eval" if reg == "base" else "seed0/eval")
+            write_jsonl(d / "eval.jsonl", rows)
+            write_json(d / "manifest.json", {"stage": "eval"})
     return tmp_path
 
 
@@ -41,7 +47,7 @@ def test_report_content_and_screenshot(tmp_path):
     html = write_report(run)
     text = html.read_text()
     assert "0.667" in (run / "report.md").read_text()  # 4 of 6 correct for the normal register
-    assert "<script" not in text and "src='http" not in text
+    assert "<script" not in text and "src='http" not in text and 'src="http' not in text
     if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
         pytest.skip("chromium not installed (make setup-test installs it where apt is available)")
     png = tmp_path / "shot.png"
@@ -50,3 +56,36 @@ def test_report_content_and_screenshot(tmp_path):
     assert r.returncode == 0, r.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_scale_by_style_report_headline_and_dom(tmp_path):
+    good = {"base": 20, "normal": 60, "gold": 150, "titanium": 62}
+    run = _fake_run(tmp_path / "run", STUDENTS, good, n_eval=200)
+    html = write_report(run)
+    md = (run / "report.md").read_text()
+    # a headline per student size, in plain words, with effect sizes and Holm-corrected p-values
+    for s in STUDENTS:
+        assert f"### {s} (" in md
+    assert "gold beats the base model: +65.0 points" in md and "Holm p" in md
+    assert "normal vs titanium" in md and "detectable" in md
+    assert "differ in model family as well as size" in md
+    text = html.read_text()
+    comps = re.search(r'<table id="table-comparisons">(.*?)</table>', text, re.S).group(1)
+    assert comps.count("<tr>") == 1 + 2 * (3 + 3)   # header + per student: 3 vs base, 3 pairs
+    if not shutil.which("chromium"):
+        pytest.skip("chromium not installed")
+    profile = tmp_path / "profile"
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                          "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                          "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", f"file://{html}"],
+                         capture_output=True, text=True, timeout=120).stdout
+    for tid in ("accuracy", "comparisons", "failures", "difficulty", "validity"):
+        assert f'id="table-{tid}"' in dom, tid
+    for pid in ("plot-scale", "plot-cells", "plot-failures"):
+        m = re.search(rf'<img id="{pid}"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
+        assert m and len(m.group(1)) > 2000, pid
+    assert dom.count('class="headline"') == 2 and 'class="example-category"' in dom
+    png = tmp_path / "scale.png"
+    r = subprocess.run([str(ROOT / "scripts" / "report_screenshot.sh"), str(html), str(png)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and png.stat().st_size > 20_000

@@ -35,5 +35,6 @@ def match_budget(by_register: dict[str, list[dict]], counts: dict[str, list[int]
             total += counts[reg][best]
         out[reg] = [rows[i] for i in sorted(chosen)]
         report["registers"][reg] = {"total": total, "rows": len(chosen), "available": totals[reg],
+                                    "available_rows": len(rows),
                                     "within": abs(total - budget) <= tolerance * budget}
     return out, report

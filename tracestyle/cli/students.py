@@ -104,12 +104,13 @@ def add_commands(sub) -> None:
     p.add_argument("--adapter", default=None, help="a LoRA adapter folder, or a fully fine-tuned model (train --full)")
     p.add_argument("--problems", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm", "mlx"])
+    p.add_argument("--backend", default="auto", choices=["auto", "hf", "ct2", "vllm", "mlx"],
+                   help="auto: CTranslate2 on a CPU (same greedy outputs, several times faster), else transformers")
     p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
                    help="default: the format the weights were trained with, else the preset's")
     add_kg_arg(p)

@@ -7,13 +7,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tracestyle.distill import engine_ct2
 from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import generate_mlx
 from tracestyle.distill.eval_vllm import generate_vllm_lora
 from tracestyle.distill.generation import generate_batch, load_for_generation, weights_file
 from tracestyle.distill.models import load_tokenizer
 from tracestyle.distill.sft_hf import pick_device
-from tracestyle.errors import InputError
+from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.tasks import score, task_of
@@ -48,16 +50,26 @@ def prompt_format_for(student: str, adapter: str | None) -> str:
     return config_from_preset(student).prompt_format
 
 
+def resolve_backend(backend: str, device: str = "auto") -> str:
+    if backend != "auto":
+        if backend == "ct2" and not engine_ct2.available():
+            raise MissingExtraError("ctranslate2", "fast")
+        return backend
+    return "ct2" if pick_device(device) == "cpu" and engine_ct2.available() else "hf"
+
+
 def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, adapter: str | None = None,
              batch_size: int = 16, max_new_tokens: int = 256, temperature: float = 0.0, device: str = "auto",
-             backend: str = "hf", limit: int | None = None, progress=None, fmt: str | None = None,
+             backend: str = "auto", limit: int | None = None, progress=None, fmt: str | None = None,
              kg: str | None = None) -> dict:
     """Generate on every problem (batched, resumable per batch) and score each output with `score()`.
-    `adapter`: a LoRA adapter or a fully fine-tuned model folder (train --full)."""
+    `adapter`: a LoRA adapter or a fully fine-tuned model folder (train --full). `backend`: auto (CTranslate2 on a
+    CPU when installed, else transformers), hf, ct2, vllm or mlx."""
 
     t0 = time.time()
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
+    backend = resolve_backend(backend, device)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
            "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])
@@ -82,17 +94,28 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
                 partial.append({"problem_id": p["id"], "output": t,
                                 "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
         else:
-            model, tok = load_for_generation(student, adapter, pick_device(device))
+            if backend == "ct2":
+                engine = CT2Generator(student, adapter)
+                step = max(batch_size, 64)   # CTranslate2 reorders inside a call; the partial log is the resume point
+
+                def gen_fn(qs):
+                    return engine.generate(qs, max_new_tokens, temperature, fmt=fmt, batch_size=batch_size)
+            else:
+                model, tok = load_for_generation(student, adapter, pick_device(device))
+                step = batch_size
+
+                def gen_fn(qs):
+                    return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt)
             todo.sort(key=lambda p: len(p["question"]))  # similar lengths per batch: less padding
-            for s in range(0, len(todo), batch_size):
-                batch = todo[s: s + batch_size]
-                g = generate_batch(model, tok, [p["question"] for p in batch], max_new_tokens, temperature, fmt=fmt)
+            for s in range(0, len(todo), step):
+                batch = todo[s: s + step]
+                g = gen_fn([p["question"] for p in batch])
                 gen_tokens += sum(g["tokens"])
                 gen_secs += g["seconds"]
                 for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
                     partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut})
                 if progress:
-                    progress(min(s + batch_size, len(todo)), len(todo))
+                    progress(min(s + step, len(todo)), len(todo))
     partial.close()
     by_id = {r["problem_id"]: r for r in AppendLog(out / "eval.partial.jsonl").rows}
     rows = []

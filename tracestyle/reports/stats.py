@@ -43,3 +43,48 @@ def chi2_2x2(valid: list[bool], correct: list[bool]) -> dict:
         return {"table": table, "chi2": None, "p_value": None}
     chi2, p, _, _ = sps.chi2_contingency(arr)
     return {"table": table, "chi2": float(chi2), "p_value": float(p)}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; monotone), in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adj, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adj[i] = running
+    return adj
+
+
+def paired_diff_ci(a: list[bool], b: list[bool], n_boot: int = 2000, alpha: float = 0.05,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy of b minus accuracy of a on the same problems, with a paired bootstrap CI over problems."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0:
+        return 0.0, 0.0, 0.0
+    d = y - x
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def cohen_h(p1: float, p2: float) -> float:
+    """Effect size for two proportions (0.2 small, 0.5 medium, 0.8 large)."""
+    return float(2 * np.arcsin(np.sqrt(p2)) - 2 * np.arcsin(np.sqrt(p1)))
+
+
+def mde_paired(n: int, discordant: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest accuracy difference a McNemar test on n paired problems detects with this power, given the
+    share of discordant pairs (Connor's approximation, solved for the difference). A 'no difference' reading is
+    only as strong as this number is small."""
+    if n <= 0:
+        return 1.0
+    za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
+    lo, hi = 1e-6, 1.0
+    for _ in range(60):   # n(δ) decreases in δ: bisect for n(δ) = n
+        mid = (lo + hi) / 2
+        pd = max(discordant, mid)   # a difference δ needs at least δ of the pairs to be discordant
+        need = (za * np.sqrt(pd) + zb * np.sqrt(max(pd - mid * mid, 0.0))) ** 2 / (mid * mid)
+        lo, hi = (mid, hi) if need > n else (lo, mid)
+    return float(hi)

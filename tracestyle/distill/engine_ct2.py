@@ -1,0 +1,115 @@
+"""Fast CPU generation with CTranslate2 over the merged weights (LoRA merged in, or a fully fine-tuned folder).
+
+Why: on a CPU, transformers' `generate` spends most of each decoding step in Python and module overhead, not in
+arithmetic (bench/README.md). CTranslate2 runs the same float32 weights with fused layers, padding removal and batch
+reordering; greedy outputs match transformers' token for token on the prompts we checked (bench/eval_batching.py
+reports the share). The converted model is cached by the content hash of the weights it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
+from tracestyle.distill.generation import load_for_generation, trained_kind, weights_file
+from tracestyle.distill.models import cache_root, load_preset, resolve_model_path
+from tracestyle.errors import MissingExtraError
+
+
+def available() -> bool:
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def converted_dir(student: str, adapter: str | None, compute_type: str = "float32") -> Path:
+    """The CTranslate2 model for a student (+ its trained weights), converted once and cached by content."""
+    try:
+        import ctranslate2
+    except ImportError:
+        raise MissingExtraError("ctranslate2", "fast") from None
+    base = Path(resolve_model_path(load_preset(student).model))
+    parts = [_digest(base) if base.exists() else str(base)]
+    if adapter:
+        parts.append(trained_kind(adapter) + ":" + _digest(weights_file(adapter)))
+    key = hashlib.sha256("|".join(parts + [compute_type, ctranslate2.__version__]).encode()).hexdigest()[:20]
+    out = cache_root() / "ct2" / f"{student.replace('/', '__')}-{key}"
+    if (out / "model.bin").exists():
+        return out
+    model, tok = load_for_generation(student, adapter, "cpu")   # float32, LoRA merged in
+    tmp_hf = out.with_name(out.name + f".hf{os.getpid()}")
+    tmp_ct = out.with_name(out.name + f".ct{os.getpid()}")
+    try:
+        model.save_pretrained(tmp_hf, safe_serialization=True)
+        tok.save_pretrained(tmp_hf)
+        del model
+        ctranslate2.converters.TransformersConverter(str(tmp_hf)).convert(
+            str(tmp_ct), quantization=None if compute_type == "float32" else compute_type, force=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp_ct, out)
+        except OSError:   # another process converted it first
+            pass
+    finally:
+        shutil.rmtree(tmp_hf, ignore_errors=True)
+        shutil.rmtree(tmp_ct, ignore_errors=True)
+    return out
+
+
+class CT2Generator:
+    """Batched generation with the same prompts, stops and outputs dict as distill.generation.generate_batch."""
+
+    def __init__(self, student: str, adapter: str | None, *, compute_type: str = "float32",
+                 threads: int | None = None) -> None:
+        import ctranslate2
+
+        from tracestyle.distill.models import load_tokenizer
+
+        self.tok = load_tokenizer(student)
+        self.compute_type = compute_type
+        self.model = ctranslate2.Generator(str(converted_dir(student, adapter, compute_type)), device="cpu",
+                                           compute_type=compute_type, intra_threads=threads or (os.cpu_count() or 1))
+
+    def generate(self, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
+                 top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
+                 batch_size: int = 32) -> dict:
+        tok = self.tok
+        prompts = [tok.convert_ids_to_tokens(tok(build_prompt(tok, q, fmt), add_special_tokens=False)["input_ids"])
+                   for q in questions]
+        ends = [t for t in {tok.eos_token, end_text(tok, fmt)} if t]
+        kw: dict = {"sampling_topk": 1}
+        if temperature > 0:
+            kw = {"sampling_topk": 0, "sampling_topp": top_p, "sampling_temperature": temperature,
+                  "num_hypotheses": num_return_sequences, "random_seed": seed}
+        t0 = time.time()
+        res = self.model.generate_batch(prompts, max_batch_size=batch_size, max_length=max_new_tokens,
+                                        include_prompt_in_result=False, end_token=ends, return_end_token=True, **kw)
+        secs = time.time() - t0
+        end_ids = {tok.convert_tokens_to_ids(t) for t in ends}
+        texts, ntoks, truncated = [], [], []
+        for r in res:
+            for ids in r.sequences_ids[:num_return_sequences]:
+                stopped = bool(ids) and ids[-1] in end_ids
+                body = ids[:-1] if stopped else ids
+                text = tok.decode(body, skip_special_tokens=True)
+                if not uses_chat(tok, fmt) and PLAIN_STOP in text:
+                    text, stopped = text.split(PLAIN_STOP)[0], True
+                texts.append(text.strip())
+                ntoks.append(len(ids))
+                truncated.append(not stopped and len(ids) >= max_new_tokens)
+        return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}
