@@ -155,7 +155,9 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
 
 
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    # HTML-escaped for the page, not for the Markdown
+    html_only = select_autoescape(enabled_extensions=("html.j2",), default_for_string=False)
+    return Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=html_only,
                        trim_blocks=True, lstrip_blocks=True)
 
 
