@@ -23,7 +23,7 @@ steps: 2
 batch_size: 2
 eval_max_new_tokens: 16
 eval_batch_size: 4
-token_budget: matched
+token_budget: 300
 """
 
 
@@ -59,6 +59,15 @@ def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
     tok = json.loads((out / "data" / "tokens.json").read_text())
     totals = [v["total"] for v in tok["registers"].values()]
     assert all(abs(t - tok["budget"]) <= 0.01 * tok["budget"] for t in totals), tok
+    # with a budget, each register trains one full pass over its matched set: the same trace tokens for each
+    for reg in ("normal", "titanium"):
+        cfg = json.loads((out / "cells" / "smollm2-135m" / reg / "seed0" / "adapter" / "train_config.json").read_text())
+        rows = len((out / "data" / f"{reg}.jsonl").read_text().splitlines())
+        assert cfg["max_steps"] is None and cfg["epochs"] == 1, cfg
+        steps = [json.loads(x)["step"] for x in
+                 (out / "cells" / "smollm2-135m" / reg / "seed0" / "adapter" / "metrics.jsonl").read_text().splitlines()]
+        assert steps[-1] == -(-rows // 2), (reg, rows, steps)
+        assert (out / "data" / f"{reg}.heldout.jsonl").exists()
     html = (out / "report.html").read_text()
     assert "Accuracy by student size" in html and "data:image/png;base64," in html and "http" not in html
     md = (out / "report.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.distill.config import config_from_preset
@@ -15,6 +16,27 @@ from tracestyle.progress import stage_progress
 from tracestyle.registry import Registry
 
 EXECUTORS: Registry = Registry("executor")
+
+
+def len_rows(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def train_config(spec: GridSpec, job: dict):
+    """A cell's training config. With a token budget every register trains `epochs` full passes over its matched
+    set, so each sees the same number of trace tokens; a fixed step count would hand long-trace registers more."""
+    if spec.token_budget != "none":
+        cfg = config_from_preset(job["student"], epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
+                                 seed=job["seed"])
+        # the held-out loss comes from the register's traces left out of the budget (data/<reg>.heldout.jsonl),
+        # never from the matched set itself: holding some of it out would break the match
+        cfg.max_steps, cfg.eval_fraction = None, 0.0
+        cfg.eval_every = max(1, -(-len_rows(job["data"]) // (4 * cfg.batch_size)))
+        return cfg.validate()
+    # short grid runs still get a held-out loss curve: four points over the run
+    return config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
+                              seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None)
 
 
 def job_label(job: dict) -> str:
@@ -32,11 +54,10 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         res = run_eval(job["student"], eval_problems, job["out"], adapter=job["adapter"],
                        batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens, progress=progress)
         return {**res, "worker_pid": os.getpid()}
-    # short grid runs still get a held-out loss curve: four points over the run
-    cfg = config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
-                             seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None)
+    cfg = train_config(spec, job)
     if job["kind"] == "train":
-        res = run_train(job["data"], cfg, job["out"], progress=progress)
+        held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None
+        res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
     else:
         res = run_rsft(job["problems"], cfg, job["out"], rounds=1, k=spec.rsft_k, init_adapter=job["init"],
                        progress=progress)

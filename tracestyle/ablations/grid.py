@@ -4,9 +4,10 @@ matches, so a rerun after an interruption redoes only unfinished stages."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tracestyle.ablations.executors import get_executor
@@ -22,6 +23,7 @@ from tracestyle.reports.report import write_report
 from tracestyle.tasks import get_task
 
 log_fn = print
+HELDOUT_ROWS = 32
 FILTERS = ["length", "correct", "compliance", "dedup", "overlap", "kg_path"]   # kg_path skips non-KG rows
 
 
@@ -41,15 +43,28 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
     count = count_tokens_fn(spec.students[0])
     counts = {reg: count([r["text"] for r in rs]) for reg, rs in by.items()}
     report = {"budget": None, "registers": {reg: {"total": sum(c), "rows": len(c)} for reg, c in counts.items()}}
+    left: dict[str, list[dict]] = {reg: [] for reg in by}
     if spec.token_budget != "none":
         budget = None if spec.token_budget == "matched" else int(spec.token_budget)
-        by, report = match_budget(by, counts, budget, spec.data_seed)
+        chosen, report = match_budget(by, counts, budget, spec.data_seed)
+        for reg in by:
+            ids = {id(r) for r in chosen[reg]}
+            left[reg] = [r for r in by[reg] if id(r) not in ids]
+        by = chosen
+    # evaluation must leave room for the longest trace any register was taught, or long registers are cut short
+    report["longest_trace_tokens"] = max((max(c) for c in counts.values() if c), default=0)
     write_json(out / "data" / "tokens.json", report)
     paths = {}
     for reg, rs in by.items():
         p = safe_child(out, f"data/{reg}.jsonl")
         write_jsonl(p, rs)
         paths[reg] = p
+        # traces outside the budget: the held-out loss, on the register's own style, without touching the match
+        held = safe_child(out, f"data/{reg}.heldout.jsonl")
+        if left[reg]:
+            write_jsonl(held, left[reg][:HELDOUT_ROWS])
+        else:
+            held.unlink(missing_ok=True)
     return paths
 
 
@@ -63,7 +78,8 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
             for s in spec.students]
     for c in cells(spec):
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
-        jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter")})
+        jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter"),
+                     "heldout": str(data[c["register"]].with_name(f"{c['register']}.heldout.jsonl"))})
         adapter = cdir / "adapter"
         if spec.recipe == "sft+rsft":
             jobs.append({"kind": "rsft", **c, "problems": str(train_problems), "init": str(adapter),
@@ -87,6 +103,9 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     curate(out / "gen" / "traces.jsonl", out / "curated",
            CurateConfig(task=spec.task, filters=FILTERS, registers=registers, eval_path=ev), quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")
+    if spec.eval_max_new_tokens == "auto":
+        longest = json.loads((out / "data" / "tokens.json").read_text()).get("longest_trace_tokens") or 128
+        spec = replace(spec, eval_max_new_tokens=int(longest * 1.25) + 16)
     jobs = grid_jobs(spec, out, data, tr)
     results = get_executor(spec.executor)(jobs, spec, str(ev), quiet)
     # which process ran each job: the executor's own record, kept beside the results

@@ -28,14 +28,16 @@ class GridSpec:
     train_hops: list[int] = field(default_factory=lambda: [1, 3])
     eval_hops: list[int] = field(default_factory=lambda: [4, 5])
     answer_sets: bool = False           # KG: also ask questions whose answer is any of a set
+    distractors: int | None = None      # KG: distractor facts beside the path's (default: hops + 2)
     train_n: int = 300
     eval_n: int = 100
     data_seed: int = 0
     token_budget: str | int = "none"    # none | matched | an integer budget
-    steps: int | None = None
+    steps: int | None = None            # with a token budget, each register trains `epochs` over its matched set
+    epochs: int = 1
     batch_size: int | None = None
     lr: float | None = None
-    eval_max_new_tokens: int = 160
+    eval_max_new_tokens: int | str = "auto"   # auto: the longest trained trace x 1.25 + 16 (no register cut short)
     eval_batch_size: int = 16
     rsft_k: int = 4
     executor: str = "local"
@@ -95,7 +97,10 @@ class GridSpec:
                 bad("kg", str(e))
         if not self.seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
             bad("seeds", f"must be a non-empty list of integers, got {self.seeds!r}")
-        for k in ("train_n", "eval_n", "eval_max_new_tokens", "eval_batch_size"):
+        if self.eval_max_new_tokens != "auto" and (not isinstance(self.eval_max_new_tokens, int)
+                                                   or self.eval_max_new_tokens < 1):
+            bad("eval_max_new_tokens", f"must be auto or a positive integer, got {self.eval_max_new_tokens!r}")
+        for k in ("train_n", "eval_n", "eval_batch_size"):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
                 bad(k, f"must be a positive integer, got {getattr(self, k)!r}")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
@@ -114,7 +119,7 @@ class GridSpec:
 
     def task_options(self) -> dict:
         return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),
-                "answer_sets": self.answer_sets}
+                "answer_sets": self.answer_sets, "distractors": self.distractors}
 
 
 def _line(path: Path, key: str) -> int | None:

@@ -12,12 +12,15 @@ from tracestyle.reports.console import print_table
 from tracestyle.reports.report import judge_run, write_report
 
 QUICKSTART = {
-    # small enough for 2 CPU cores in under 25 minutes, large enough to separate trained students from the base
-    # (24 steps took 24.9 min of grid in the bench run of 2026-11-22 on this shared VM: 20 keeps a margin)
+    # the scale x style grid: both bundled students (135M SmolLM2, 270M Gemma 3: size and family differ) x the four
+    # registers, every register trained one full pass over the same number of trace tokens (4,000 under the first
+    # student's tokenizer; the shortest register holds ~9,000 over 200 problems, so every register has traces left
+    # for its held-out loss), evaluated on 200 unseen 1-3 hop questions (hash-disjoint from train) with the CPU
+    # evaluation engine. examples/kg_grid.yaml runs the easy-to-hard (4-5 hop) split with seeds.
     "task": "kg", "kg": "devops", "registers": ["normal", "gold", "titanium", "diamond"],
-    "students": ["smollm2-135m"], "seeds": [0], "train_n": 200, "eval_n": 40, "steps": 20, "batch_size": 8,
-    # eval on unseen 1-3 hop paths (hash-disjoint from train); examples/kg_grid.yaml runs the 4-5 hop split
-    "train_hops": [1, 3], "eval_hops": [1, 3], "eval_max_new_tokens": 160, "eval_batch_size": 20,
+    "students": ["smollm2-135m", "gemma3-270m"], "seeds": [0], "train_n": 200, "eval_n": 200,
+    "token_budget": 4000, "epochs": 1, "batch_size": 4, "distractors": 2,
+    "train_hops": [1, 3], "eval_hops": [1, 3], "eval_max_new_tokens": "auto", "eval_batch_size": 32,
 }
 
 
@@ -76,6 +79,6 @@ def add_commands(sub) -> None:
     p.add_argument("--taxonomy", default=None, help="YAML with 'categories: {name: description}'")
     p.set_defaults(fn=cmd_report)
 
-    p = sub.add_parser("quickstart", help="the main job: a small KG grid on the bundled student (CPU)")
+    p = sub.add_parser("quickstart", help="the main job: a scale x style KG grid on the two bundled students (CPU)")
     p.add_argument("--out", default="runs/quickstart")
     p.set_defaults(fn=cmd_quickstart)

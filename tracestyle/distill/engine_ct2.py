@@ -71,6 +71,33 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     return out
 
 
+def in_loop(ids: list[int], repeats: int = 3, min_cycle: int = 8, max_cycle: int = 40) -> bool:
+    """The last tokens repeat one cycle verbatim `repeats` times: greedy decoding of a small model does not leave
+    such a loop, so the rest of its budget would only repeat it."""
+    n = len(ids)
+    for k in range(min_cycle, min(max_cycle, n // repeats) + 1):
+        tail = ids[n - k:]
+        if all(ids[n - (r + 1) * k: n - r * k] == tail for r in range(1, repeats)):
+            return True
+    return False
+
+
+def _stopper(tok, stop: str | None, loops: bool, looped: set):
+    """A per-token callback ending a row at a stop string (CTranslate2 has none) or inside a verbatim loop."""
+    ids: dict[int, list[int]] = {}
+
+    def cb(step) -> bool:
+        row = ids.setdefault(step.batch_id, [])
+        row.append(step.token_id)
+        if stop and stop in tok.decode(row[-12:]):
+            return True
+        if loops and len(row) >= 24 and in_loop(row):
+            looped.add(step.batch_id)
+            return True
+        return False
+    return cb
+
+
 class CT2Generator:
     """Batched generation with the same prompts, stops and outputs dict as distill.generation.generate_batch."""
 
@@ -87,7 +114,9 @@ class CT2Generator:
 
     def generate(self, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
                  top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
-                 batch_size: int = 32) -> dict:
+                 batch_size: int = 32, stop_loops: bool = True) -> dict:
+        """`stop_loops`: end a greedy row stuck in a verbatim loop early (marked truncated, scored as if it had
+        run to the limit: its cut-off fragment cannot count as the answer)."""
         tok = self.tok
         prompts = [tok.convert_ids_to_tokens(tok(build_prompt(tok, q, fmt), add_special_tokens=False)["input_ids"])
                    for q in questions]
@@ -96,13 +125,26 @@ class CT2Generator:
         if temperature > 0:
             kw = {"sampling_topk": 0, "sampling_topp": top_p, "sampling_temperature": temperature,
                   "num_hypotheses": num_return_sequences, "random_seed": seed}
+        # the prefix every prompt shares (chat template + system message) runs once and its state is cached
+        shared = os.path.commonprefix(prompts) if len(prompts) > 1 else []
+        if 4 <= len(shared) < min(len(p) for p in prompts):
+            kw["static_prompt"] = shared
+            prompts = [p[len(shared):] for p in prompts]
+        res, looped = [], set()
         t0 = time.time()
-        res = self.model.generate_batch(prompts, max_batch_size=batch_size, max_length=max_new_tokens,
-                                        include_prompt_in_result=False, end_token=ends, return_end_token=True, **kw)
+        # one call per batch, so that a callback's batch index is the row's index inside its own call
+        for s in range(0, len(prompts), batch_size):
+            here: set = set()
+            if num_return_sequences == 1 and temperature == 0:
+                kw["callback"] = _stopper(tok, None if uses_chat(tok, fmt) else PLAIN_STOP, stop_loops, here)
+            res += self.model.generate_batch(prompts[s: s + batch_size], max_batch_size=batch_size,
+                                             max_length=max_new_tokens, include_prompt_in_result=False,
+                                             end_token=ends, return_end_token=True, **kw)
+            looped |= {s + i for i in here}
         secs = time.time() - t0
         end_ids = {tok.convert_tokens_to_ids(t) for t in ends}
         texts, ntoks, truncated = [], [], []
-        for r in res:
+        for i, r in enumerate(res):
             for ids in r.sequences_ids[:num_return_sequences]:
                 stopped = bool(ids) and ids[-1] in end_ids
                 body = ids[:-1] if stopped else ids
@@ -111,5 +153,5 @@ class CT2Generator:
                     text, stopped = text.split(PLAIN_STOP)[0], True
                 texts.append(text.strip())
                 ntoks.append(len(ids))
-                truncated.append(not stopped and len(ids) >= max_new_tokens)
-        return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}
+                truncated.append(not stopped and (len(ids) >= max_new_tokens or i in looped))
+        return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated, "loops_stopped": len(looped)}

@@ -80,7 +80,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
     partial = AppendLog(out / "eval.partial.jsonl")
     done = {r["problem_id"]: r for r in partial.rows}
     todo = [p for p in problems if p["id"] not in done]
-    gen_tokens, gen_secs = 0, 0.0
+    gen_tokens, gen_secs, loops_stopped = 0, 0.0, 0
     if todo:
         if backend in ("vllm", "mlx"):
             if backend == "vllm":
@@ -110,6 +110,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
             for s in range(0, len(todo), step):
                 batch = todo[s: s + step]
                 g = gen_fn([p["question"] for p in batch])
+                loops_stopped += g.get("loops_stopped", 0)
                 gen_tokens += sum(g["tokens"])
                 gen_secs += g["seconds"]
                 for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
@@ -130,7 +131,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
     summary = {"student": student, "adapter": adapter, "n": n, "correct": sum(r["correct"] for r in rows),
                "accuracy": acc, "verdicts": dict(Counter(r["verdict"] for r in rows)),
                "gen_tokens": gen_tokens, "gen_seconds": round(gen_secs, 2),
-               "tokens_per_s": round(gen_tokens / gen_secs, 2) if gen_secs else None, "batch_size": batch_size}
+               "tokens_per_s": round(gen_tokens / gen_secs, 2) if gen_secs else None, "batch_size": batch_size,
+               "backend": backend, "loops_stopped": loops_stopped}
     if any("path_valid" in r for r in rows):
         summary["path_valid_rate"] = sum(bool(r.get("path_valid")) for r in rows) / max(1, n)
     write_jsonl(out / "eval.jsonl", rows)

@@ -22,7 +22,8 @@ class KGTask(Task):
                   "eval": options.get("eval_hops", DEFAULT_HOPS["eval"])}
         return generate_kg_problems(options.get("kg") or "devops", split, 100 if n is None else n, seed, ranges,
                                     mc=options.get("mc", False), open_book=options.get("open_book", True),
-                                    answer_sets=options.get("answer_sets", False))
+                                    answer_sets=options.get("answer_sets", False),
+                                    distractors=options.get("distractors"))
 
     def solution_context(self, problem: dict) -> dict:
         return kg_solution(problem)

@@ -56,6 +56,8 @@ def _split_of(key: str, hops: int, ranges: dict[str, tuple[int, int]]) -> str | 
 
 
 def _distractors(kg: KnowledgeGraph, rng: Random, path_edges: set, entities: list[str], k: int) -> list[tuple]:
+    if k <= 0:
+        return []
     near = sorted(e for e in kg.edges if (e[0] in entities or e[2] in entities) and e not in path_edges)
     rng.shuffle(near)
     out = near[: max(1, k // 2)]
@@ -73,7 +75,8 @@ def answer_set(kg: KnowledgeGraph, start: str, hops: list[dict]) -> list[str]:
 
 
 def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, *, split: str, idx: int,
-                 seed: int, mc: bool, open_book: bool, key: str, ref: dict, answers: list[str]) -> dict:
+                 seed: int, mc: bool, open_book: bool, key: str, ref: dict, answers: list[str],
+                 distractors: int | None = None) -> dict:
     answer = hops[-1]["to"]
     atype, stype = kg.entities[answer], kg.entities[start]
     chain = " -> ".join(h["phrase"] for h in hops)
@@ -85,7 +88,8 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
         path_edges = {(h["to"], h["relation"], h["from"]) if h["inverse"] else (h["from"], h["relation"], h["to"])
                       for h in hops}
         ents = [start] + [h["to"] for h in hops]
-        facts = [kg.fact(e) for e in sorted(path_edges) + _distractors(kg, rng, path_edges, ents, len(hops) + 2)]
+        facts = [kg.fact(e) for e in sorted(path_edges) + _distractors(kg, rng, path_edges, ents,
+                                                                len(hops) + 2 if distractors is None else distractors)]
         rng.shuffle(facts)
         parts.append("Facts:\n" + "\n".join(facts))
     parts.append("Question: " + query)
@@ -129,7 +133,8 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
 
 def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int = 100, seed: int = 0,
                          hop_ranges: dict[str, tuple[int, int]] | None = None, *, mc: bool = False,
-                         open_book: bool = True, answer_sets: bool = False) -> list[dict]:
+                         open_book: bool = True, answer_sets: bool = False,
+                         distractors: int | None = None) -> list[dict]:
     """n distinct questions whose paths fall on `split`'s side; kg_spec is a built-in name or a KG .json path."""
     ranges = dict(hop_ranges or DEFAULT_HOPS)
     if split not in ranges:
@@ -169,5 +174,5 @@ def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int =
             continue
         seen.add(key)
         out.append(make_problem(kg, start, hops, rng, split=split, idx=len(out), seed=seed, mc=mc,
-                                open_book=open_book, key=key, ref=ref, answers=answers))
+                                open_book=open_book, key=key, ref=ref, answers=answers, distractors=distractors))
     return out
