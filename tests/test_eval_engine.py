@@ -19,5 +19,6 @@ def test_ct2_greedy_matches_transformers(student, fmt):
     ours = CT2Generator(student, None).generate(qs, 24, fmt=fmt, batch_size=6)
     same = sum(p["texts"][0] == t for p, t in zip(peer, ours["texts"]))
     assert same == len(qs), [(p["texts"][0], t) for p, t in zip(peer, ours["texts"])]
-    assert ours["tokens"] == [p["tokens"][0] for p in peer]
     assert ours["truncated"] == [p["truncated"][0] for p in peer]
+    if fmt == "chat":   # plain: transformers runs past the next "Question:" (cut afterwards), the engine stops there
+        assert ours["tokens"] == [p["tokens"][0] for p in peer]
