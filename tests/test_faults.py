@@ -18,7 +18,7 @@ def _run(tmp_path, base_url, n=6, retries=10):
     probs = generate_kg_problems("devops", "train", n, 5)
     cfg = OpenAIConfig(base_url=base_url, model="smollm2", max_tokens=8, temperature=0.0, concurrency=2,
                        timeout=10.0, max_retries=retries, backoff_base=0.05, backoff_max=0.2)
-    res = generate(probs, load_registers(["normal"]), tmp_path, "openai", cfg, quiet=True)
+    res = generate(probs, load_registers(["normal"]), tmp_path, teacher="openai", openai_cfg=cfg, quiet=True)
     rows = [json.loads(x) for x in (tmp_path / "traces.jsonl").read_text().splitlines()]
     failed = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()]
     return res, rows, failed
