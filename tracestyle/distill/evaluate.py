@@ -96,7 +96,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
         else:
             if backend == "ct2":
                 engine = CT2Generator(student, adapter)
-                step = max(batch_size, 64)   # CTranslate2 reorders inside a call; the partial log is the resume point
+                step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
 
                 def gen_fn(qs):
                     return engine.generate(qs, max_new_tokens, temperature, fmt=fmt, batch_size=batch_size)
