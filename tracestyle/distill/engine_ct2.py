@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
-from tracestyle.distill.generation import load_for_generation, trained_kind, weights_file
-from tracestyle.distill.models import cache_root, load_preset, resolve_model_path
+from tracestyle.distill.generation import finish_row, load_for_generation, trained_kind, weights_file
+from tracestyle.distill.models import cache_root, load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
+from tracestyle.manifest import hash_file
 
 
 def available() -> bool:
@@ -28,13 +29,21 @@ def available() -> bool:
     return True
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    """Content hash of a weights file or folder; remembered per file version, because a grid evaluates the same
+    base model many times in one process and its weights are hundreds of MB."""
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    parts = []
+    for f in files:
+        st = f.stat()
+        key = (str(f.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _DIGESTS:
+            _DIGESTS[key] = hash_file(f)
+        parts.append(_DIGESTS[key])
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def converted_dir(student: str, adapter: str | None, compute_type: str = "float32") -> Path:
@@ -105,8 +114,6 @@ class CT2Generator:
                  threads: int | None = None) -> None:
         import ctranslate2
 
-        from tracestyle.distill.models import load_tokenizer
-
         self.tok = load_tokenizer(student)
         self.compute_type = compute_type
         self.model = ctranslate2.Generator(str(converted_dir(student, adapter, compute_type)), device="cpu",
@@ -147,11 +154,9 @@ class CT2Generator:
         for i, r in enumerate(res):
             for ids in r.sequences_ids[:num_return_sequences]:
                 stopped = bool(ids) and ids[-1] in end_ids
-                body = ids[:-1] if stopped else ids
-                text = tok.decode(body, skip_special_tokens=True)
-                if not uses_chat(tok, fmt) and PLAIN_STOP in text:
-                    text, stopped = text.split(PLAIN_STOP)[0], True
-                texts.append(text.strip())
+                text, cut_off = finish_row(tok, ids[:-1] if stopped else ids, stopped=stopped, fmt=fmt,
+                                           at_limit=len(ids) >= max_new_tokens or i in looped)
+                texts.append(text)
                 ntoks.append(len(ids))
-                truncated.append(not stopped and (len(ids) >= max_new_tokens or i in looped))
+                truncated.append(cut_off)
         return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated, "loops_stopped": len(looped)}

@@ -69,10 +69,16 @@ def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, 
         ids = [int(t) for t in row]
         cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
         ntoks.append(cut + (1 if cut < len(ids) else 0))
-        text = tok.decode(ids[:cut], skip_special_tokens=True)
-        stopped = cut < len(ids)
-        if not uses_chat(tok, fmt) and PLAIN_STOP in text:
-            text, stopped = text.split(PLAIN_STOP)[0], True   # a base model's next "Question:" ends its answer
-        texts.append(text.strip())
-        truncated.append(not stopped and cut >= max_new_tokens)   # hit the token limit: the last line may be cut
+        text, cut_off = finish_row(tok, ids[:cut], stopped=cut < len(ids), fmt=fmt, at_limit=cut >= max_new_tokens)
+        texts.append(text)
+        truncated.append(cut_off)
     return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}
+
+
+def finish_row(tok, body: list[int], *, stopped: bool, fmt: str, at_limit: bool) -> tuple[str, bool]:
+    """A generated row's text, and whether it was cut off by the token limit (its last line may be a fragment).
+    Shared by every generation engine, so they end and flag rows alike."""
+    text = tok.decode(body, skip_special_tokens=True)
+    if not uses_chat(tok, fmt) and PLAIN_STOP in text:
+        text, stopped = text.split(PLAIN_STOP)[0], True   # a base model's next "Question:" ends its answer
+    return text.strip(), not stopped and at_limit
