@@ -79,7 +79,7 @@ def test_scale_by_style_report_headline_and_dom(tmp_path):
                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
                           "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", f"file://{html}"],
                          capture_output=True, text=True, timeout=120).stdout
-    for tid in ("accuracy", "comparisons", "failures", "difficulty", "validity"):
+    for tid in ("accuracy", "comparisons", "failures", "difficulty", "validity-path"):
         assert f'id="table-{tid}"' in dom, tid
     for pid in ("plot-scale", "plot-cells", "plot-failures"):
         m = re.search(rf'<img id="{pid}"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)

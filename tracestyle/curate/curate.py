@@ -20,7 +20,7 @@ from tracestyle.tasks.kg.refs import point_at
 from tracestyle.verdict import Verdict
 
 DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "text": "text", "register": "register"}
-ROW_FILTERS = ("length", "correct", "kg_path", "compliance", "judge")
+ROW_FILTERS = ("length", "correct", "kg_path", "steps", "compliance", "judge")
 
 
 def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problems: dict[str, dict], *,
@@ -128,6 +128,9 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
             checks = {n: {"ok": v.ok, "reason": v.reason, "extracted": v.extracted, **v.details}
                       for n, v in verdicts.items()}
             row = {**strip_meta(r), "checks": checks}
+            if "steps" in verdicts:
+                d = verdicts["steps"].details
+                row["steps"] = {k: d[k] for k in ("valid", "first_error_line", "checked")}
             if bad:
                 dropped.append({**row, "reason": bad[0], "reasons": bad})
             else:

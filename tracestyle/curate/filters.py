@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tracestyle.answers.arithmetic import check_steps
 from tracestyle.curate.compliance import check_compliance
 from tracestyle.prompts import Register
 from tracestyle.registry import Registry
@@ -47,6 +48,15 @@ def f_kg_path(row: dict, ctx: FilterContext) -> Verdict:
     return checks["path"]
 
 
+def f_steps(row: dict, ctx: FilterContext) -> Verdict:
+    """Recompute every stated arithmetic relation; a trace whose steps are wrong teaches wrong steps even when
+    its final answer is right. A row with nothing checkable passes (checked: 0)."""
+    c = check_steps(row["text"])
+    if c.valid:
+        return Verdict(True, "ok", details=c.public())
+    return Verdict(False, "steps:wrong_result", details=c.public())
+
+
 def f_compliance(row: dict, ctx: FilterContext) -> Verdict:
     reg = ctx.registers.get(row.get("register", ""))
     if reg is None:
@@ -83,6 +93,6 @@ def f_judge(row: dict, ctx: FilterContext) -> Verdict:
     return ctx.judge(row)
 
 
-for _name, _fn in [("length", f_length), ("correct", f_correct), ("kg_path", f_kg_path),
+for _name, _fn in [("length", f_length), ("correct", f_correct), ("kg_path", f_kg_path), ("steps", f_steps),
                    ("compliance", f_compliance), ("judge", f_judge), ("dedup", f_dedup), ("overlap", f_overlap)]:
     FILTERS.add(_name, _fn)

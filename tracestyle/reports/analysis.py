@@ -56,6 +56,11 @@ def results_rows(data: dict) -> list[dict]:
                "ci_high": round(hi, 4), "n": len(rows)}
         if any("path_valid" in x for x in rows):
             row["path_valid_rate"] = round(sum(bool(x.get("path_valid")) for x in rows) / max(1, len(rows)), 4)
+        checked = [x for x in rows if (x.get("steps") or {}).get("checked")]
+        if checked:
+            row["steps_valid_rate"] = round(sum(bool(x["steps_valid"]) for x in checked) / len(checked), 4)
+            row["right_answer_wrong_steps"] = sum(1 for x in checked if x["correct"] and not x["steps_valid"])
+            row["wrong_answer_valid_steps"] = sum(1 for x in checked if not x["correct"] and x["steps_valid"])
         out.append(row)
     return out
 

@@ -15,10 +15,12 @@ from tracestyle.jsonl import atomic_write_text, read_jsonl
 from tracestyle.layout import eval_dir
 from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
-from tracestyle.reports.stats import bootstrap_ci, chi2_2x2
+from tracestyle.reports.stats import bootstrap_ci
+from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import get_task
 
-CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "path_valid_rate"]
+CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "path_valid_rate",
+              "steps_valid_rate", "right_answer_wrong_steps", "wrong_answer_valid_steps"]
 
 
 def _table(tid: str, title: str, cols: list[str], rows: list[list], note: str = "") -> dict:
@@ -94,15 +96,7 @@ def build_sections(run: Path) -> dict:
                               "tokens of all its curated traces (unmatched)", "within 1%"], trows,
                              "the unmatched column is what each register's traces cost before matching: a register "
                              "that wins unmatched may only have been given more tokens."))
-    if any("path_valid" in x for ev in data["evals"].values() for x in ev):
-        vrows = []
-        for (s, r, seed), ev in sorted(data["evals"].items()):
-            t = chi2_2x2([bool(x.get("path_valid")) for x in ev], [bool(x["correct"]) for x in ev])
-            (a, b), (c, d) = t["table"]
-            vrows.append([s, r, seed, a, b, c, d, "-" if t["p_value"] is None else f"{t['p_value']:.3g}"])
-        tables.append(_table("validity", "Trace-valid x answer-correct (chi-square test of independence)",
-                             ["student", "register", "seed", "valid&correct", "valid&wrong", "invalid&correct",
-                              "invalid&wrong", "p"], vrows))
+    tables += validity_tables(data["evals"])
     students = [analysis.student_info(s) for s in spec["students"]]
     return {"results": results, "tables": tables, "data": data, "comparisons": comps,
             "headlines": analysis.headlines(data, comps), "examples": analysis.failure_examples(data),
