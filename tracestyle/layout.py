@@ -16,3 +16,8 @@ def cell_dir(out: Path, student: str, register: str, seed: int | None = None) ->
 def eval_dir(out: Path, student: str, register: str, seed: int) -> Path:
     """Where a cell's evaluation lives; the base model is evaluated once per student, whatever the seed."""
     return (cell_dir(out, student, "base") if register == "base" else cell_dir(out, student, register, seed)) / "eval"
+
+
+def nll_dir(out: Path, student: str, condition: str) -> Path:
+    """A student's NLL of a condition's traces before training (one per student and condition, seed-free)."""
+    return cell_dir(out, student, condition) / "nll"

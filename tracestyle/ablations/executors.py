@@ -9,6 +9,7 @@ from pathlib import Path
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.distill.config import config_from_preset
 from tracestyle.distill.evaluate import run_eval
+from tracestyle.distill.nll import run_nll
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
 from tracestyle.errors import MissingExtraError
@@ -32,11 +33,13 @@ def train_config(spec: GridSpec, job: dict):
         # the held-out loss comes from the register's traces left out of the budget (data/<reg>.heldout.jsonl),
         # never from the matched set itself: holding some of it out would break the match
         cfg.max_steps, cfg.eval_fraction = None, 0.0
+        cfg.curriculum = spec.curriculum == "easy_first"
         cfg.eval_every = max(1, -(-len_rows(job["data"]) // (4 * cfg.batch_size)))
         return cfg.validate()
     # short grid runs still get a held-out loss curve: four points over the run
     return config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
-                              seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None)
+                              seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None,
+                              curriculum=spec.curriculum == "easy_first" or None)
 
 
 def job_label(job: dict) -> str:
@@ -54,6 +57,9 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         res = run_eval(job["student"], eval_problems, job["out"], adapter=job["adapter"],
                        batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens, progress=progress)
         return {**res, "worker_pid": os.getpid()}
+    if job["kind"] == "nll":
+        return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress),
+                "worker_pid": os.getpid()}
     cfg = train_config(spec, job)
     if job["kind"] == "train":
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None

@@ -13,11 +13,13 @@ from pathlib import Path
 from tracestyle.ablations.executors import get_executor
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.ablations.token_match import match_budget
+from tracestyle.conditions import mix_name
+from tracestyle.curate.corrupt import corrupt_row
 from tracestyle.curate.curate import CurateConfig, curate
 from tracestyle.curate.generate import generate
 from tracestyle.curate.stats import count_tokens_fn
 from tracestyle.jsonl import read_jsonl, safe_child, strip_meta, write_json, write_jsonl
-from tracestyle.layout import cell_dir, eval_dir
+from tracestyle.layout import cell_dir, eval_dir, nll_dir
 from tracestyle.prompts import load_registers
 from tracestyle.reports.report import write_report
 from tracestyle.tasks import get_task
@@ -36,46 +38,86 @@ def _problems(spec: GridSpec, out: Path) -> tuple[Path, Path]:
     return tr, ev
 
 
-def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
-    """Per-register training files, token-matched when the spec asks; the match report goes to tokens.json."""
-    rows = [strip_meta(r) for r in read_jsonl(curated, allow_empty=True)]
+def _condition_rows(spec: GridSpec, rows: list[dict]) -> tuple[dict[str, list[dict]], dict]:
+    """Rows per clean register and per corrupted register; what each corruption could not apply to is counted."""
     by = {reg: [r for r in rows if r["register"] == reg] for reg in spec.registers}
+    skipped = {}
+    for reg in spec.corruption_registers or spec.registers:
+        for kind in spec.corruption:
+            out = [corrupt_row(r, kind, spec.data_seed) for r in by[reg]]
+            by[f"{reg}+{kind}"] = [r for r in out if r is not None]
+            skipped[f"{reg}+{kind}"] = sum(r is None for r in out)
+    return by, skipped
+
+
+def _ordered(spec: GridSpec, rows: list[dict]) -> list[dict]:
+    """Easy first (hops or steps, then the matched order) for a curriculum; the trainer keeps the file order."""
+    if spec.curriculum != "easy_first":
+        return rows
+    key = get_task(spec.task).difficulty_key
+    return sorted(rows, key=lambda r: (r.get("problem") or {}).get("difficulty", {}).get(key) or 0)
+
+
+def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
+    """Per-condition training files, token-matched when the spec asks; the match report goes to tokens.json.
+    A mix takes each register's share of the budget from that register's traces."""
+    rows = [strip_meta(r) for r in read_jsonl(curated, allow_empty=True)]
+    by, skipped = _condition_rows(spec, rows)
     count = count_tokens_fn(spec.students[0])
-    counts = {reg: count([r["text"] for r in rs]) for reg, rs in by.items()}
-    report = {"budget": None, "registers": {reg: {"total": sum(c), "rows": len(c)} for reg, c in counts.items()}}
-    left: dict[str, list[dict]] = {reg: [] for reg in by}
+    counts = {c: count([r["text"] for r in rs]) for c, rs in by.items()}
+    report = {"budget": None, "registers": {c: {"total": sum(n), "rows": len(n)} for c, n in counts.items()}}
+    left: dict[str, list[dict]] = {c: [] for c in by}
     if spec.token_budget != "none":
-        budget = None if spec.token_budget == "matched" else int(spec.token_budget)
-        chosen, report = match_budget(by, counts, budget, spec.data_seed)
-        for reg in by:
-            ids = {id(r) for r in chosen[reg]}
-            left[reg] = [r for r in by[reg] if id(r) not in ids]
+        budget = int(spec.token_budget) if spec.token_budget != "matched" else min(
+            [sum(n) for n in counts.values()] +
+            [sum(counts[r]) / share for m in spec.mix for r, share in m.items()])
+        chosen, report = match_budget(by, counts, int(budget), spec.data_seed)
+        for c in by:
+            ids = {id(r) for r in chosen[c]}
+            left[c] = [r for r in by[c] if id(r) not in ids]
+        for m in spec.mix:
+            parts = {r: match_budget({r: by[r]}, {r: counts[r]}, round(share * budget), spec.data_seed)[0][r]
+                     for r, share in m.items()}
+            name = mix_name(m)
+            chosen[name] = [row for r in m for row in parts[r]]
+            total = sum(count([row["text"] for row in chosen[name]]))
+            report["registers"][name] = {"total": total, "rows": len(chosen[name]), "shares": m,
+                                         "within": abs(total - budget) <= report["tolerance"] * budget}
+            left[name] = [row for r in m for row in left[r][: round(HELDOUT_ROWS * m[r])]]
         by = chosen
+    for c, n in skipped.items():
+        report["registers"][c]["corruption_skipped"] = n
     # evaluation must leave room for the longest trace any register was taught, or long registers are cut short
-    report["longest_trace_tokens"] = max((max(c) for c in counts.values() if c), default=0)
+    report["longest_trace_tokens"] = max((max(n) for n in counts.values() if n), default=0)
     write_json(out / "data" / "tokens.json", report)
     paths = {}
-    for reg, rs in by.items():
-        p = safe_child(out, f"data/{reg}.jsonl")
-        write_jsonl(p, rs)
-        paths[reg] = p
-        # traces outside the budget: the held-out loss, on the register's own style, without touching the match
-        held = safe_child(out, f"data/{reg}.heldout.jsonl")
-        if left[reg]:
-            write_jsonl(held, left[reg][:HELDOUT_ROWS])
+    for c, rs in by.items():
+        p = safe_child(out, f"data/{c}.jsonl")
+        write_jsonl(p, _ordered(spec, rs))
+        paths[c] = p
+        # traces outside the budget: the held-out loss on the register's own (clean) style, without touching the
+        # match; a corrupted condition is held out on its clean register's traces
+        held = safe_child(out, f"data/{c}.heldout.jsonl")
+        spare = left[c.split("+")[0]] if "+" in c else left[c]
+        if spare:
+            write_jsonl(held, spare[:HELDOUT_ROWS])
         else:
             held.unlink(missing_ok=True)
     return paths
 
 
 def cells(spec: GridSpec) -> list[dict]:
-    return [{"student": s, "register": r, "seed": seed} for s in spec.students for r in spec.registers
+    return [{"student": s, "register": r, "seed": seed} for s in spec.students for r in spec.conditions()
             for seed in spec.seeds]
 
 
 def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: Path) -> list[dict]:
     jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(eval_dir(out, s, "base", 0))}
             for s in spec.students]
+    if spec.nll_sample:
+        # each student's view of each condition before any training: a forward pass, no weights change
+        jobs += [{"kind": "nll", "student": s, "register": c, "data": str(data[c]), "sample": spec.nll_sample,
+                  "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions()]
     for c in cells(spec):
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
         jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter"),
@@ -94,7 +136,7 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    write_json(out / "spec.json", asdict(spec))
+    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions()})
     tr, ev = _problems(spec, out)
     registers = load_registers(spec.registers, spec.registers_dir)
     train_problems = [strip_meta(p) for p in read_jsonl(tr)]

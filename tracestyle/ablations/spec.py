@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from tracestyle.conditions import mix_name
+from tracestyle.curate.corrupt import KINDS
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
 from tracestyle.prompts import load_registers
@@ -41,6 +43,12 @@ class GridSpec:
     eval_batch_size: int = 16
     rsft_k: int = 4
     executor: str = "local"
+    # extra training conditions beside the clean registers, token-matched like them
+    corruption: list[str] = field(default_factory=list)    # curate/corrupt.py KINDS, applied to each register
+    corruption_registers: list[str] | None = None           # only these registers (default: all)
+    mix: list[dict] = field(default_factory=list)           # [{titanium: 0.2, normal: 0.8}, ...]
+    curriculum: str = "none"            # none | easy_first: train on easy problems first (hops or steps)
+    nll_sample: int = 32                # traces per register for each student's NLL before training (0: off)
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -116,6 +124,32 @@ class GridSpec:
         tb = self.token_budget
         if not (tb in ("none", "matched") or (isinstance(tb, int) and not isinstance(tb, bool) and tb > 0)):
             bad("token_budget", f"must be none, matched or a positive integer, got {self.token_budget!r}")
+
+        kinds = [k for k in KINDS if self.task == "kg" or k != "wrong_edge"]
+        if self.task == "kg":
+            kinds = [k for k in kinds if not k.startswith("wrong_value")]
+        if not isinstance(self.corruption, list) or any(k not in kinds for k in self.corruption):
+            bad("corruption", f"must be a list of {', '.join(kinds)} (for task {self.task}), got {self.corruption!r}")
+        if self.corruption_registers is not None and any(r not in self.registers for r in self.corruption_registers):
+            bad("corruption_registers", f"must name registers of this grid ({', '.join(self.registers)})")
+        if not isinstance(self.mix, list):
+            bad("mix", "must be a list of mappings register: share")
+        for m in self.mix:
+            if not isinstance(m, dict) or len(m) < 2 or any(r not in self.registers for r in m) or \
+                    any(not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0 for v in m.values()) or \
+                    abs(sum(m.values()) - 1) > 1e-6:
+                bad("mix", f"each mix maps two or more of this grid's registers to shares that sum to 1, got {m!r}")
+        if self.mix and self.token_budget == "none":
+            bad("mix", "a mix is defined by token shares: give token_budget (matched or a number)")
+        if self.curriculum not in ("none", "easy_first"):
+            bad("curriculum", f"must be none or easy_first, got {self.curriculum!r}")
+        if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
+            bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
+
+    def conditions(self) -> list[str]:
+        """The training conditions: each register, each corruption of a register, each mix."""
+        regs = self.corruption_registers or self.registers
+        return self.registers + [f"{r}+{k}" for r in regs for k in self.corruption] + [mix_name(m) for m in self.mix]
 
     def task_options(self) -> dict:
         return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),

@@ -206,11 +206,16 @@ def _tolerance(stated_src: str) -> float:
 
 
 def _restated(tokens: list, lo: int, hi: int, stated_end: int) -> float | None:
-    """The value of the whole segment after a relation when it is an expression that goes on past the stated
-    number ("= 16 + 20 + 48 = 84"), else None."""
+    """The value of the expression after a relation when it goes on past the stated number
+    ("= 16 + 20 + 48 = 84", "= 4/12 + 3/12. Then ..."), else None."""
     if stated_end >= hi or tokens[stated_end][0] != "op":
         return None
-    e = _expr(tokens, lo, hi)
+    j = lo
+    while j < hi and (tokens[j][0] in ("num", "op") or tokens[j][0] == "word" and _is_unit(tokens, j)):
+        j += 1
+    while j > lo and tokens[j - 1][0] == "word":
+        j -= 1
+    e = _expr(tokens, lo, j)
     return _value(_balanced(e)) if e else None
 
 
@@ -245,9 +250,9 @@ def line_statements(line: str) -> list[tuple[str, float, float, bool]]:
                  if tokens[j][0] == "num" and tokens[j + 1][0] == "word"}
         if len(units) > 1 and any(t[1] in "+-" for t in left if t[0] == "op"):
             continue                                 # "4 pounds - 6 ounces = 58 ounces": units to convert first
-        if tokens[r][1] == "is" and [t[1] if t[0] == "op" else t[0] for t in left if t[0] == "num" or
-                                     t[0] == "op" and t[1] not in "()"] == \
-                ["num", "/", "num"]:
+        nums = [t for t in left if t[0] == "num" or t[0] == "op" and t[1] not in "()"]
+        if tokens[r][1] == "is" and [t[1] if t[0] == "op" else t[0] for t in nums] == ["num", "/", "num"] and \
+                (_value(nums[0][1].rstrip("%")) or 0) < (_value(nums[2][1].rstrip("%")) or 0):
             continue                                 # "3/4 is equal to $15": a share of a whole, not a quotient
         le, re_ = _expr(tokens, llo, lhi), _expr(tokens, rlo, rhi)
         lv = _value(_balanced(le)) if le else None

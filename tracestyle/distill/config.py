@@ -34,6 +34,7 @@ class TrainConfig:
     dtype: str = "float32"
     prompt_format: str = "chat"
     device: str = "auto"
+    curriculum: bool = False    # keep the data file's order (easy first) instead of shuffled length-grouped batches
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -79,6 +79,11 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
     return batches
 
 
+def ordered_batches(n: int, batch_size: int) -> list[list[int]]:
+    """The file's order, batch after batch: a curriculum (easy first) must not be shuffled away."""
+    return [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+
+
 def collate(examples: list[dict], pad_id: int):
     import torch
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.examples import collate, encode_example, length_grouped_batches
+from tracestyle.distill.examples import collate, encode_example, length_grouped_batches, ordered_batches
 from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, atomic_write_text, write_json
@@ -185,7 +185,8 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     plan: list[list[int]] = []
     for ep in range(cfg.epochs if cfg.max_steps is None else 10_000):
-        plan += length_grouped_batches(lengths, cfg.batch_size, cfg.seed, ep)
+        plan += ordered_batches(len(lengths), cfg.batch_size) if cfg.curriculum else \
+            length_grouped_batches(lengths, cfg.batch_size, cfg.seed, ep)
         if cfg.max_steps is not None and len(plan) >= cfg.max_steps * cfg.grad_accum:
             break
     total_steps = cfg.max_steps or math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)

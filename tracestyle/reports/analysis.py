@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracestyle.conditions import conditions_of, parents
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl
@@ -32,7 +33,7 @@ def collect(run: Path) -> dict:
         rows = _eval_rows(eval_dir(run, s, "base", 0))
         if rows is not None:
             evals[(s, "base", 0)] = rows
-        for r in spec["registers"]:
+        for r in conditions_of(spec):
             for seed in spec["seeds"]:
                 rows = _eval_rows(eval_dir(run, s, r, seed))
                 if rows is not None:
@@ -83,13 +84,16 @@ def _majority(seeds: list[list[bool]]) -> list[bool]:
 
 
 def comparisons(data: dict) -> list[dict]:
-    """Per student: every register against the base model and every pair of registers, on the same problems.
-    p-values are Holm-corrected within a student (the family of comparisons a reader scans at once)."""
+    """Per student: every condition against the base model, every pair of clean registers, and each corrupted or
+    mixed condition against the clean register(s) it is built from, on the same problems. p-values are
+    Holm-corrected within a student (the family of comparisons a reader scans at once)."""
     agg = by_cell(data)
-    regs = data["spec"]["registers"]
+    spec = data["spec"]
+    regs, conds = spec["registers"], conditions_of(spec)
+    derived = [(p, c) for c in conds if c not in regs for p in parents(c, spec)]
     out = []
-    for s in data["spec"]["students"]:
-        pairs = [("base", r) for r in regs] + [(a, b) for i, a in enumerate(regs) for b in regs[i + 1:]]
+    for s in spec["students"]:
+        pairs = [("base", r) for r in conds] + [(a, b) for i, a in enumerate(regs) for b in regs[i + 1:]] + derived
         rows = []
         for a, b in pairs:
             if (s, a) not in agg or (s, b) not in agg:

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from tracestyle.conditions import conditions_of
 from tracestyle.layout import cell_dir
 
 
@@ -94,7 +95,7 @@ def loss_curves(run: Path, spec: dict) -> str | None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     drawn = False
     for s in spec["students"]:
-        for r in spec["registers"]:
+        for r in conditions_of(spec):
             p = cell_dir(run, s, r, spec["seeds"][0]) / "adapter" / "metrics.jsonl"
             if not p.exists():
                 continue
@@ -112,4 +113,24 @@ def loss_curves(run: Path, spec: dict) -> str | None:
     ax.set_ylabel("completion loss")
     ax.set_yscale("log")
     ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def nll_scatter(points: list[dict]) -> str | None:
+    """NLL before training against the accuracy gain over the base model, one marker per student."""
+    pts = [p for p in points if p["gain"] is not None]
+    if len(pts) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for s in sorted({p["student"] for p in pts}):
+        mine = [p for p in pts if p["student"] == s]
+        ax.scatter([p["nll"] for p in mine], [100 * p["gain"] for p in mine], label=s)
+        for p in mine:
+            ax.annotate(p["condition"], (p["nll"], 100 * p["gain"]), fontsize=6, xytext=(3, 2),
+                        textcoords="offset points")
+    ax.axhline(0, color="#999", linewidth=0.8)
+    ax.set_xlabel("NLL per completion token before training")
+    ax.set_ylabel("accuracy gain over base (points)")
+    ax.legend(fontsize=7)
     return _png(fig)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from tracestyle.conditions import conditions_of
 from tracestyle.jsonl import atomic_write_text, read_jsonl
 from tracestyle.layout import eval_dir
 from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
+from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import get_task
@@ -32,7 +34,7 @@ def build_sections(run: Path) -> dict:
     spec, problems = data["spec"], data["problems"]
     results = analysis.results_rows(data)
     agg = analysis.by_cell(data)
-    cols = ["base"] + spec["registers"]
+    cols = ["base"] + conditions_of(spec)
     tables = []
     rows = []
     for s in spec["students"]:
@@ -97,8 +99,22 @@ def build_sections(run: Path) -> dict:
                              "the unmatched column is what each register's traces cost before matching: a register "
                              "that wins unmatched may only have been given more tokens."))
     tables += validity_tables(data["evals"])
+    derived = [c for c in comps if c["a"] != "base" and c["b"] not in spec["registers"]]
+    if derived:
+        tables.append(_table(
+            "derived", "Corrupted and mixed traces against the clean register(s) they come from (same problems)",
+            ["student", "clean", "condition", "accuracy clean → condition", "difference [95% CI]", "p (Holm)"],
+            [[c["student"], c["a"], c["b"], f"{c['acc_a']:.3f} → {c['acc_b']:.3f}",
+              f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]", f"{c['p_holm']:.3g}"]
+             for c in derived],
+            "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
+            "shuffled or missing steps taught."))
+    points = nll_points(run, data, agg)
+    nt = nll_table(points, spearman(points))
+    if nt:
+        tables.append(nt)
     students = [analysis.student_info(s) for s in spec["students"]]
-    return {"results": results, "tables": tables, "data": data, "comparisons": comps,
+    return {"results": results, "tables": tables, "data": data, "comparisons": comps, "nll_points": points,
             "headlines": analysis.headlines(data, comps), "examples": analysis.failure_examples(data),
             "counts": counts, "names": names, "students": students}
 
@@ -173,6 +189,9 @@ def write_report(run: str | Path) -> Path:
     heat = plots.failure_heatmap(sec["counts"], sec["names"])
     if heat:
         imgs.append(("plot-failures", "Failure categories against the base model", heat))
+    scatter = plots.nll_scatter(sec["nll_points"])
+    if scatter:
+        imgs.append(("plot-nll", "NLL before training against the accuracy gain over the base model", scatter))
     loss = plots.loss_curves(run, data["spec"])
     if loss:
         imgs.append(("plot-loss", "Train and held-out loss per register", loss))
