@@ -6,13 +6,14 @@ import re
 
 import pytest
 
-from conftest import run_cli
 from tracestyle.answers.arithmetic import check_steps, line_statements
 from tracestyle.curate.corrupt import corrupt_row
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.prompts import load_registers
 from tracestyle.tasks import score
 from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+from conftest import run_cli
 
 RIGHT = ["16 - 3 - 4 = 9", "9 * 2 = $18", "3 x 4 = 12 cookies", "half of 10 is 5", "20% of 40 is 8",
          "20 percent of 40 is 8", "1,200 / 4 equals 300", "2 * 3 = 6 * 4 = 24", "10 / 3 = 3.33",

@@ -66,7 +66,7 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
     else:
         res = run_rsft(job["problems"], cfg, job["out"], rounds=1, k=spec.rsft_k, init_adapter=job["init"],
-                       progress=progress)
+                       progress=progress, match_difficulty=job.get("match_difficulty"), pool_n=spec.train_n)
     return {**res, "worker_pid": os.getpid()}
 
 

@@ -38,6 +38,19 @@ def _problems(spec: GridSpec, out: Path) -> tuple[Path, Path]:
     return tr, ev
 
 
+def rsft_pool(spec: GridSpec, out: Path, tr: Path) -> Path:
+    """The problems RSFT samples: with rsft_pool matched, train-split problems at the evaluation's difficulty
+    (KG: the eval hop range on train-side paths; the pool is then drawn to the eval histogram by run_rsft)."""
+    if spec.rsft_pool == "train":
+        return tr
+    pool = out / "problems" / "rsft_pool.jsonl"
+    if not pool.exists():
+        opts = {**spec.task_options(), "train_hops": tuple(spec.eval_hops)}
+        write_jsonl(pool, get_task(spec.task).load_problems(split="train", n=3 * spec.train_n,
+                                                            seed=spec.data_seed + 1, options=opts))
+    return pool
+
+
 def _condition_rows(spec: GridSpec, rows: list[dict]) -> tuple[dict[str, list[dict]], dict]:
     """Rows per clean register and per corrupted register; what each corruption could not apply to is counted."""
     by = {reg: [r for r in rows if r["register"] == reg] for reg in spec.registers}
@@ -124,8 +137,10 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
                      "heldout": str(data[c["register"]].with_name(f"{c['register']}.heldout.jsonl"))})
         adapter = cdir / "adapter"
         if spec.recipe == "sft+rsft":
-            jobs.append({"kind": "rsft", **c, "problems": str(train_problems), "init": str(adapter),
-                         "out": str(cdir / "rsft")})
+            jobs.append({"kind": "rsft", **c, "problems": str(rsft_pool(spec, out, train_problems)),
+                         "init": str(adapter), "out": str(cdir / "rsft"),
+                         "match_difficulty": str(out / "problems" / "eval.jsonl") if spec.rsft_pool == "matched"
+                         else None})
             adapter = cdir / "rsft"
         jobs.append({"kind": "eval", **c, "adapter": str(adapter),
                      "out": str(eval_dir(out, c["student"], c["register"], c["seed"]))})

@@ -42,6 +42,9 @@ class GridSpec:
     eval_max_new_tokens: int | str = "auto"   # auto: the longest trained trace x 1.25 + 16 (no register cut short)
     eval_batch_size: int = 16
     rsft_k: int = 4
+    # matched: RSFT samples train-split problems drawn at the evaluation's difficulty (KG: its hop range, new
+    # paths); train: RSFT samples the SFT train problems (easy, when the eval split is harder)
+    rsft_pool: str = "matched"
     executor: str = "local"
     # extra training conditions beside the clean registers, token-matched like them
     corruption: list[str] = field(default_factory=list)    # curate/corrupt.py KINDS, applied to each register
@@ -141,6 +144,8 @@ class GridSpec:
                 bad("mix", f"each mix maps two or more of this grid's registers to shares that sum to 1, got {m!r}")
         if self.mix and self.token_budget == "none":
             bad("mix", "a mix is defined by token shares: give token_budget (matched or a number)")
+        if self.rsft_pool not in ("matched", "train"):
+            bad("rsft_pool", f"must be matched or train, got {self.rsft_pool!r}")
         if self.curriculum not in ("none", "easy_first"):
             bad("curriculum", f"must be none or easy_first, got {self.curriculum!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:

@@ -40,6 +40,7 @@ def cmd_rsft(args) -> int:
     res = run_rsft(args.problems, cfg, args.out, rounds=args.rounds, k=args.k, init_adapter=args.init_adapter,
                    temperature=args.temperature, top_p=args.top_p, allow_eval_leak=args.allow_eval_leak,
                    max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch_size, kg=args.kg,
+                   match_difficulty=args.match_difficulty, pool_n=args.pool_n,
                    progress=stage_progress("rsft sampling", args.quiet))
     print(json.dumps(res, indent=2))
     return 0
@@ -95,6 +96,9 @@ def add_commands(sub) -> None:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=192)
     p.add_argument("--gen-batch-size", type=int, default=8)
+    p.add_argument("--match-difficulty", metavar="EVAL_PROBLEMS",
+                   help="draw the pool to follow these (eval) problems' difficulty distribution; never samples them")
+    p.add_argument("--pool-n", type=int, help="with --match-difficulty: at most this many pool problems")
     add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rsft)

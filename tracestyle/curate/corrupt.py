@@ -152,7 +152,9 @@ def corrupt_row(row: dict, kind: str, seed: int) -> dict | None:
     """The row with its text corrupted and a "corruption" record, or None where the kind does not apply."""
     if kind not in KINDS:
         raise ValueError(f"unknown corruption '{kind}' (known: {', '.join(KINDS)})")
-    rng = random.Random(f"{seed}:{row.get('problem_id')}:{row.get('register')}:{kind}:{row.get('sample', 0)}")
+    # both wrong_value kinds draw the same change, so the two differ only in what later steps do with it
+    key = "wrong_value" if kind.startswith("wrong_value") else kind
+    rng = random.Random(f"{seed}:{row.get('problem_id')}:{row.get('register')}:{key}:{row.get('sample', 0)}")
     is_kg = (row.get("problem") or {}).get("task") == "kg"
     if kind == "wrong_edge":
         res = _wrong_edge(row, rng) if is_kg else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from tracestyle.answers.repetition import repeated_share
 from tracestyle.distill.config import TrainConfig
 from tracestyle.distill.generation import generate_batch, load_for_generation
+from tracestyle.distill.pool import difficulty_matched
 from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
@@ -45,8 +46,10 @@ def rsft_config(cfg: TrainConfig, **settings) -> dict:
 def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *, rounds: int = 1, k: int = 4,
              init_adapter: str | None = None, temperature: float = 0.8, top_p: float = 0.95,
              allow_eval_leak: bool = False, max_new_tokens: int = 192, batch_size: int = 8, progress=None,
-             kg: str | None = None) -> dict:
-    """Rounds of: sample k completions per train problem, keep the best correct one per problem, fine-tune."""
+             kg: str | None = None, match_difficulty: str | Path | None = None, pool_n: int | None = None) -> dict:
+    """Rounds of: sample k completions per train problem, keep the best correct one per problem, fine-tune.
+    match_difficulty: an eval problems file; the pool is then drawn (up to pool_n) to follow its difficulty
+    distribution, and any of its problems is removed from the pool."""
 
     t0 = time.time()
     out = Path(out_dir)
@@ -60,12 +63,20 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
     if evals and not allow_eval_leak:
         raise InputError(f"RSFT pool holds {len(evals)} eval-split problems; sampling and training on them leaks "
                          "the evaluation (pass --allow-eval-leak to do it anyway)", str(problems_path), None, "split")
+    inputs = [problems_path] + ([match_difficulty] if match_difficulty else [])
+    pool_report = None
+    if match_difficulty:
+        target = [strip_meta(p) for p in read_jsonl(match_difficulty, required=("id", "question"))]
+        problems, pool_report = difficulty_matched(problems, target, pool_n, cfg.seed)
+        if not problems:
+            raise InputError("no train problem is left at the evaluation's difficulty", str(problems_path))
     conf = rsft_config(cfg, rounds=rounds, k=k, init_adapter=init_adapter, temperature=temperature, top_p=top_p,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=allow_eval_leak)
-    if is_complete(out, conf, [problems_path]):
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=allow_eval_leak,
+                       match_difficulty=bool(match_difficulty), pool_n=pool_n)
+    if is_complete(out, conf, inputs):
         return {"skipped": True}
     # finished rounds are reused on a rerun only when they were made with these very settings
-    key, key_file = stage_key(conf, [problems_path]), out / "rounds.key"
+    key, key_file = stage_key(conf, inputs), out / "rounds.key"
     if key_file.exists() and key_file.read_text().strip() != key:
         for old in out.glob("round-*"):
             shutil.rmtree(old, ignore_errors=True)
@@ -111,6 +122,6 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
         for f in Path(adapter).glob("adapter_*"):
             shutil.copy2(f, out / f.name)
     counts = {"rounds": rounds, "history": history, "final_adapter": str(out) if adapter != init_adapter else None,
-              "pool_splits": dict(Counter(p.get("split") for p in problems))}
-    write_manifest(out, "rsft", conf, [problems_path], counts, started=t0, extra={"eval_leak": bool(evals)})
+              "pool_splits": dict(Counter(p.get("split") for p in problems)), "pool_difficulty": pool_report}
+    write_manifest(out, "rsft", conf, inputs, counts, started=t0, extra={"eval_leak": bool(evals)})
     return {"skipped": False, **counts}
