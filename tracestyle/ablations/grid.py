@@ -89,11 +89,15 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
             ids = {id(r) for r in chosen[c]}
             left[c] = [r for r in by[c] if id(r) not in ids]
         for m in spec.mix:
-            parts = {r: match_budget({r: by[r]}, {r: counts[r]}, round(share * budget), spec.data_seed)[0][r]
-                     for r, share in m.items()}
+            # each register its share; the last one fills what the others left, so the mix meets the budget
+            parts, spent = {}, 0
+            for i, (r, share) in enumerate(m.items()):
+                want = round(budget - spent) if i == len(m) - 1 else round(share * budget)
+                parts[r] = match_budget({r: by[r]}, {r: counts[r]}, want, spec.data_seed)[0][r]
+                spent += sum(count([row["text"] for row in parts[r]]))
             name = mix_name(m)
             chosen[name] = [row for r in m for row in parts[r]]
-            total = sum(count([row["text"] for row in chosen[name]]))
+            total = spent
             report["registers"][name] = {"total": total, "rows": len(chosen[name]), "shares": m,
                                          "within": abs(total - budget) <= report["tolerance"] * budget}
             left[name] = [row for r in m for row in left[r][: round(HELDOUT_ROWS * m[r])]]
