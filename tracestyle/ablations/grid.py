@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -63,6 +64,28 @@ def _condition_rows(spec: GridSpec, rows: list[dict]) -> tuple[dict[str, list[di
     return by, skipped
 
 
+def _mix_rows(mix: dict, by: dict, counts: dict, budget: float, seed: int,
+              tolerance: float = 0.01) -> tuple[list[dict], int]:
+    """Each register its token share of the budget, then the rows that best fill what is left from any of them
+    (short traces cannot hit a small share exactly): the mix meets the budget like every other condition."""
+    rows, total, rest = [], 0, []
+    for r, share in mix.items():
+        part = match_budget({r: by[r]}, {r: counts[r]}, round(share * budget), seed)[0][r]
+        ids = {id(x) for x in part}
+        rows += part
+        total += sum(c for x, c in zip(by[r], counts[r]) if id(x) in ids)
+        rest += [(x, c) for x, c in zip(by[r], counts[r]) if id(x) not in ids]
+    while budget - total > tolerance * budget:
+        fit = [(x, c) for x, c in rest if c <= budget - total + tolerance * budget]
+        if not fit:
+            break
+        best = min(fit, key=lambda xc: abs(budget - total - xc[1]))
+        rows.append(best[0])
+        rest.remove(best)
+        total += best[1]
+    return rows, total
+
+
 def _ordered(spec: GridSpec, rows: list[dict]) -> list[dict]:
     """Easy first (hops or steps, then the matched order) for a curriculum; the trainer keeps the file order."""
     if spec.curriculum != "easy_first":
@@ -89,17 +112,15 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
             ids = {id(r) for r in chosen[c]}
             left[c] = [r for r in by[c] if id(r) not in ids]
         for m in spec.mix:
-            # each register its share; the last one fills what the others left, so the mix meets the budget
-            parts, spent = {}, 0
-            for i, (r, share) in enumerate(m.items()):
-                want = round(budget - spent) if i == len(m) - 1 else round(share * budget)
-                parts[r] = match_budget({r: by[r]}, {r: counts[r]}, want, spec.data_seed)[0][r]
-                spent += sum(count([row["text"] for row in parts[r]]))
             name = mix_name(m)
-            chosen[name] = [row for r in m for row in parts[r]]
-            total = spent
-            report["registers"][name] = {"total": total, "rows": len(chosen[name]), "shares": m,
-                                         "within": abs(total - budget) <= report["tolerance"] * budget}
+            chosen[name], total = _mix_rows(m, by, counts, budget, spec.data_seed)
+            got = Counter()
+            for row in chosen[name]:
+                got[row["register"]] += count([row["text"]])[0]
+            report["registers"][name] = {
+                "total": total, "rows": len(chosen[name]), "shares": m,
+                "actual_shares": {r: round(got[r] / max(1, total), 3) for r in m},
+                "within": abs(total - budget) <= report["tolerance"] * budget}
             left[name] = [row for r in m for row in left[r][: round(HELDOUT_ROWS * m[r])]]
         by = chosen
     for c, n in skipped.items():
