@@ -12,12 +12,12 @@ kg: world
 registers: [normal, titanium]
 students: [smollm2-135m]
 train_hops: [1, 3]
-train_n: 16
+train_n: 24
 eval_n: 4
 batch_size: 2
 eval_max_new_tokens: 16
 eval_batch_size: 4
-token_budget: matched
+token_budget: 600
 corruption: [wrong_edge]
 corruption_registers: [normal]
 mix:

@@ -75,6 +75,7 @@ def _mix_rows(mix: dict, by: dict, counts: dict, budget: float, seed: int,
         rows += part
         total += sum(c for x, c in zip(by[r], counts[r]) if id(x) in ids)
         rest += [(x, c) for x, c in zip(by[r], counts[r]) if id(x) not in ids]
+    cost = {id(x): c for r in mix for x, c in zip(by[r], counts[r])}
     while budget - total > tolerance * budget:
         fit = [(x, c) for x, c in rest if c <= budget - total + tolerance * budget]
         if not fit:
@@ -83,6 +84,19 @@ def _mix_rows(mix: dict, by: dict, counts: dict, budget: float, seed: int,
         rows.append(best[0])
         rest.remove(best)
         total += best[1]
+    for _ in range(50):   # still off: swap a chosen trace for a longer or shorter one of the same register
+        gap = budget - total
+        if abs(gap) <= tolerance * budget:
+            break
+        swaps = [(abs(gap - (c - cost[id(x)])), i, j) for i, x in enumerate(rows) for j, (y, c) in enumerate(rest)
+                 if y["register"] == x["register"]]
+        if not swaps or min(swaps)[0] >= abs(gap):
+            break
+        _, i, j = min(swaps)
+        y, c = rest.pop(j)
+        rest.append((rows[i], cost[id(rows[i])]))
+        total += c - cost[id(rows[i])]
+        rows[i] = y
     return rows, total
 
 
