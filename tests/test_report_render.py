@@ -89,3 +89,35 @@ def test_scale_by_style_report_headline_and_dom(tmp_path):
     r = subprocess.run([str(ROOT / "scripts" / "report_screenshot.sh"), str(html), str(png)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and png.stat().st_size > 20_000
+
+
+def test_gsm8k_report_counts_right_answers_reached_by_wrong_steps(tmp_path, gsm8k_dir):
+    """GSM8K gets the trace-valid x answer-correct table: steps checked in every evaluation row."""
+    import csv
+
+    from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+    run = tmp_path / "run"
+    ev = load_gsm8k("test", gsm8k_dir, 8)
+    write_json(run / "spec.json", {"task": "gsm8k", "students": ["smollm2-135m"], "registers": ["normal"],
+                                   "seeds": [0], "teacher": "template", "token_budget": "matched"})
+    write_jsonl(run / "problems" / "train.jsonl", load_gsm8k("train", gsm8k_dir, 2))
+    write_jsonl(run / "problems" / "eval.jsonl", ev)
+    outs = ["She has 2 + 2 = 5 apples.\n#### {g}", "She has 2 + 2 = 4 apples.\n#### {g}",
+            "She has 2 + 2 = 4 apples.\n#### 0.5", "Nothing to compute.\n#### {g}"]
+    for reg in ("base", "normal"):
+        rows = []
+        for i, p in enumerate(ev):
+            out = outs[i % 4].format(g=p["gold"])
+            rows.append({"problem_id": p["id"], "gold": p["gold"], "output": out, "difficulty": p["difficulty"],
+                         **score(p, out)})
+        d = run / "cells" / "smollm2-135m" / reg / ("eval" if reg == "base" else "seed0/eval")
+        write_jsonl(d / "eval.jsonl", rows)
+        write_json(d / "manifest.json", {"stage": "eval"})
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert "Trace validity (arithmetic steps)" in md and "wrong steps & right answer" in md
+    row = next(r for r in csv.DictReader(open(run / "results.csv")) if r["register"] == "normal")
+    # 8 rows: 2 right answers after a wrong step, 2 wrong answers after valid steps, 2 with nothing to check
+    assert (row["right_answer_wrong_steps"], row["wrong_answer_valid_steps"], row["steps_valid_rate"]) == \
+        ("2", "2", "0.6667")
