@@ -10,16 +10,13 @@ writes the flags to bench/steps_flags.jsonl.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import free_port
+from conftest import free_port, start_llama_server
 
 
 def main(n: int) -> None:
@@ -27,22 +24,11 @@ def main(n: int) -> None:
     from tracestyle.curate.corrupt import corrupt_row
     from tracestyle.curate.generate import generate
     from tracestyle.curate.teachers.openai_client import OpenAIConfig
-    from tracestyle.distill.models import bundled_gguf
     from tracestyle.prompts import load_registers
     from tracestyle.tasks.gsm8k.source import load_gsm8k
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
-                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "2048"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
+    proc, base = start_llama_server(free_port(), timeout=240)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
         problems = load_gsm8k("test", None, n)
         regs = load_registers(["normal", "diamond"])
         with tempfile.TemporaryDirectory() as tmp:

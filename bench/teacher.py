@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import free_port
+from conftest import free_port, start_llama_server
 
 N, MAX_TOKENS = 24, 48
 
@@ -41,20 +40,9 @@ def main() -> None:
     from openai import OpenAI
 
     from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
-    from tracestyle.distill.models import bundled_gguf
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
-                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
+    proc, base = start_llama_server(free_port(), timeout=240)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
         out = {}
         toks, secs = asyncio.run(saturate(base))
         out["saturation_tokens_per_s"] = toks / secs

@@ -36,30 +36,35 @@ def gsm8k_dir() -> Path:
     return default_dir()
 
 
-@pytest.fixture(scope="session")
-def llama_server():
-    """llama-cpp-python's server over the bundled SmolLM2-135M GGUF on 127.0.0.1 (not a mock)."""
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (make setup-test)")
+def start_llama_server(port: int, log=subprocess.DEVNULL, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """llama-cpp-python's server over the bundled SmolLM2-135M GGUF, once it answers (tests and benchmarks)."""
     from tracestyle.distill.models import bundled_gguf
 
-    port = free_port()
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
                              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
                              "--n_ctx", "2048"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama server exited with {proc.returncode}; see {log.name}")
+            raise RuntimeError(f"llama server exited with {proc.returncode}; see {getattr(log, 'name', 'its log')}")
         try:
             if httpx.get(base + "/models", timeout=2).status_code == 200:
-                break
+                return proc, base
         except httpx.HTTPError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("llama server did not start in 120 s")
+    proc.kill()
+    raise RuntimeError(f"llama server did not start in {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama-cpp-python's server over the bundled SmolLM2-135M GGUF on 127.0.0.1 (not a mock)."""
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (make setup-test)")
+
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log", "w")
+    proc, base = start_llama_server(port, log)
     yield {"base_url": base, "port": port, "proc": proc}
     proc.terminate()
     try:
