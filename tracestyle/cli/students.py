@@ -19,7 +19,8 @@ def _train_overrides(args) -> dict:
             "batch_size": args.batch_size, "max_length": args.max_length,
             "grad_accum": args.grad_accum, "micro_batch_tokens": args.micro_batch_tokens, "backend": args.backend,
             "device": args.device, "lora": False if args.full else None, "save_every": args.save_every,
-            "eval_every": args.eval_every, "prompt_format": args.prompt_format}
+            "eval_every": args.eval_every, "prompt_format": args.prompt_format,
+            "curriculum": True if args.curriculum else None}
 
 
 def cmd_train(args) -> int:
@@ -77,6 +78,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="held-out loss every N steps")
     p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
                    help="the student's prompt: its chat template, or 'Question: … Answer:' (default: the preset's)")
+    p.add_argument("--curriculum", action="store_true",
+                   help="hf backend: train in the data file's order (sort it easy first) instead of shuffled batches")
     p.add_argument("--init-adapter", default=None)
     p.add_argument("--allow-eval-leak", action="store_true", help="permit eval-split data (logged everywhere)")
 

@@ -160,6 +160,19 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
     if spec.get("teacher"):
         lines.append(f"Teacher: {spec['teacher']}; token budget: {spec.get('token_budget', 'none')}; seeds: "
                      f"{spec.get('seeds')}.")
+    extra = []
+    if spec.get("corruption"):
+        extra.append(f"corrupted traces ({', '.join(spec['corruption'])}) of "
+                     f"{', '.join(spec.get('corruption_registers') or spec['registers'])}, final answers kept right")
+    if spec.get("mix"):
+        extra.append("register mixes by token share: " + ", ".join(
+            " + ".join(f"{round(100 * v)}% {r}" for r, v in m.items()) for m in spec["mix"]))
+    if spec.get("curriculum", "none") != "none":
+        extra.append(f"curriculum: {spec['curriculum']} (by {get_task(spec['task']).difficulty_key})")
+    if "rsft" in spec.get("recipe", ""):
+        extra.append(f"RSFT pool: {spec.get('rsft_pool', 'train')}")
+    if extra:
+        lines.append("Training conditions beyond the registers: " + "; ".join(extra) + ".")
     lines.append("EVAL LEAK OVERRIDE used in: " + ", ".join(leaks) if leaks else "No eval-leak override was used.")
     return lines
 
