@@ -55,7 +55,8 @@ def cmd_curate(args) -> int:
     cfg = CurateConfig(task=args.task, filters=filters, registers=registers, fields=fields,
                        problems_path=args.problems, eval_path=args.eval_problems, kg=args.kg,
                        min_chars=args.min_chars, max_chars=args.max_chars, judge=judge,
-                       parquet=args.format == "parquet")
+                       parquet=args.format == "parquet", decontam_n=args.decontam_n,
+                       decontam_gsm8k=args.decontam_gsm8k)
     res = curate(args.inp, args.out, cfg, quiet=args.quiet)
     if res.get("skipped"):
         print(f"{args.out}: complete (manifest matches); nothing to do")
@@ -65,7 +66,11 @@ def cmd_curate(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    print_stats(dataset_stats(args.path, args.tokenizer))
+    st = dataset_stats(args.path, args.tokenizer)
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        print_stats(st)
     return 0
 
 
@@ -108,6 +113,10 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--problems", default=None, help="problems JSONL to join by id (for traces made elsewhere)")
     p.add_argument("--eval-problems", default=None, help="eval problems: drop rows whose question appears there")
+    p.add_argument("--decontam-n", type=int, default=13,
+                   help="decontam filter: word n-gram size, 8-13 (overlap with --eval-problems and GSM8K test)")
+    p.add_argument("--decontam-gsm8k", default=None,
+                   help="decontam filter: the GSM8K folder whose test split is checked (default: found on disk)")
     add_kg_arg(p)
     p.add_argument("--registers-dir", default=None, help="a folder of your own register folders")
     for f in ("id", "question", "gold", "text", "register"):
@@ -123,6 +132,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("stats", help="per-register counts, drops by reason and token totals")
     p.add_argument("path", help="a traces/kept JSONL, or a curate output folder")
     p.add_argument("--tokenizer", default="smollm2-135m", help="student preset, path, or 'whitespace'")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(fn=cmd_stats)
 
     p = sub.add_parser("registers", help="list registers and their templates")

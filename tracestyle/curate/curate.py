@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracestyle.curate.decontam import NgramIndex, reference_docs
 from tracestyle.curate.filters import FILTERS, FilterContext, norm_text
 from tracestyle.errors import InputError
 from tracestyle.jsonl import finite_number, read_jsonl, strip_meta, write_jsonl
@@ -16,6 +17,7 @@ from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.progress import progress_bar
 from tracestyle.prompts import Register
 from tracestyle.tasks import get_task
+from tracestyle.tasks.gsm8k.source import load_gsm8k
 from tracestyle.tasks.kg.refs import point_at
 from tracestyle.verdict import Verdict
 
@@ -70,12 +72,15 @@ class CurateConfig:
     min_chars: int = 1
     max_chars: int = 20000
     judge: object = None                                # a callback row -> Verdict (the LLM judge)
+    decontam_n: int = 13                                # word n-gram size of the decontam filter (8-13)
+    decontam_gsm8k: str | Path | None = None            # a GSM8K folder whose test split decontam also checks
     parquet: bool = False
 
     def public(self) -> dict:
         return {"task": self.task, "filters": self.filters, "fields": self.fields, "kg": self.kg,
                 "registers": {n: r.version for n, r in self.registers.items()}, "min_chars": self.min_chars,
-                "max_chars": self.max_chars, "judge": bool(self.judge)}
+                "max_chars": self.max_chars, "judge": bool(self.judge),
+                **({"decontam_n": self.decontam_n} if "decontam" in self.filters else {})}
 
 
 def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet: bool = False) -> dict:
@@ -108,6 +113,9 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     ctx = FilterContext(registers=cfg.registers, min_chars=cfg.min_chars, max_chars=cfg.max_chars, judge=cfg.judge)
     if cfg.eval_path:
         ctx.eval_questions = {norm_text(r["question"]) for r in read_jsonl(cfg.eval_path, required=("question",))}
+    decontam_info = None
+    if "decontam" in filters:
+        ctx.decontam, decontam_info = build_decontam(cfg)
     kept, dropped = [], []
     fail_counts: Counter = Counter()
     with progress_bar("curate", len(rows), quiet) as adv:
@@ -145,10 +153,32 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     counts = {"rows": len(rows), "kept": len(kept), "dropped": len(dropped),
               "drop_reasons": dict(Counter(d["reason"] for d in dropped)),
               "filter_failures": dict(fail_counts),
+              **({"decontam": {**decontam_info, "hits": fail_counts.get("decontam", 0)}} if decontam_info else {}),
               "per_register": {g: {"kept": sum(1 for r in kept if r["register"] == g),
                                    "dropped": sum(1 for r in dropped if r["register"] == g)} for g in regs}}
     write_manifest(out, "curate", conf, inputs, counts, started=t0)
     return {"skipped": False, **counts}
+
+
+def build_decontam(cfg: CurateConfig) -> tuple[NgramIndex, dict]:
+    """The n-gram index over the eval problems (--eval-problems) and the GSM8K test set where it is on disk."""
+    evals = read_jsonl(cfg.eval_path, required=("question",)) if cfg.eval_path else []
+    test, where = [], None
+    try:
+        test = load_gsm8k("test", cfg.decontam_gsm8k)
+        where = str(cfg.decontam_gsm8k or "default GSM8K folder")
+    except InputError:
+        if cfg.decontam_gsm8k:
+            raise
+    if not evals and not test:
+        raise InputError("the decontam filter needs evaluation text: --eval-problems, or the GSM8K test set on "
+                         "disk", field="filters")
+    try:
+        idx = NgramIndex.build(reference_docs(evals, test), n=cfg.decontam_n)
+    except ValueError as e:
+        raise InputError(str(e), field="decontam-n") from None
+    return idx, {"n": idx.n, "references": idx.references, "eval_problems": len(evals), "gsm8k_test": len(test),
+                 "gsm8k_from": where, "template_ngrams_ignored": idx.template_ngrams}
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:

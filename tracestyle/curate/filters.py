@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from tracestyle.answers.arithmetic import check_steps
 from tracestyle.curate.compliance import check_compliance
+from tracestyle.curate.decontam import NgramIndex
 from tracestyle.prompts import Register
 from tracestyle.registry import Registry
 from tracestyle.tasks import task_of
@@ -22,6 +23,7 @@ class FilterContext:
     eval_questions: set[str] = field(default_factory=set)
     seen: set = field(default_factory=set)
     judge: Callable[[dict], Verdict] | None = None
+    decontam: NgramIndex | None = None
 
 
 RowFilter = Callable[[dict, FilterContext], Verdict]
@@ -87,6 +89,17 @@ def f_overlap(row: dict, ctx: FilterContext) -> Verdict:
     return Verdict(True, "ok")
 
 
+def f_decontam(row: dict, ctx: FilterContext) -> Verdict:
+    """Word n-gram overlap of the question or the trace with evaluation text; the n-gram is in the reason."""
+    if ctx.decontam is None:
+        return Verdict(False, "decontam:not_configured")
+    for part in ("question", "text"):
+        hit = ctx.decontam.first_hit(row[part])
+        if hit:
+            return Verdict(False, f"decontam:{hit[0]}", details={"in": part, "source": hit[1], "n": ctx.decontam.n})
+    return Verdict(True, "ok")
+
+
 def f_judge(row: dict, ctx: FilterContext) -> Verdict:
     if ctx.judge is None:
         return Verdict(False, "judge:not_configured")
@@ -94,5 +107,6 @@ def f_judge(row: dict, ctx: FilterContext) -> Verdict:
 
 
 for _name, _fn in [("length", f_length), ("correct", f_correct), ("kg_path", f_kg_path), ("steps", f_steps),
-                   ("compliance", f_compliance), ("judge", f_judge), ("dedup", f_dedup), ("overlap", f_overlap)]:
+                   ("compliance", f_compliance), ("judge", f_judge), ("dedup", f_dedup), ("overlap", f_overlap),
+                   ("decontam", f_decontam)]:
     FILTERS.add(_name, _fn)

@@ -35,7 +35,9 @@ def dataset_stats(path: str | Path, tokenizer: str = "smollm2-135m") -> dict:
     for r in dropped:
         s = per[r.get("register") or "-"]
         s["dropped"] += 1
-        s["reasons"][r.get("reason", "?")] += 1
+        reason = r.get("reason", "?")
+        # a decontam drop names its n-gram; counted together
+        s["reasons"]["decontam" if reason.startswith("decontam:") else reason] += 1
     out = {}
     for reg, s in sorted(per.items()):
         out[reg] = {"kept": s["kept"], "dropped": s["dropped"], "problems": len(s["problems"]),

@@ -160,6 +160,11 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
     if spec.get("teacher"):
         lines.append(f"Teacher: {spec['teacher']}; token budget: {spec.get('token_budget', 'none')}; seeds: "
                      f"{spec.get('seeds')}.")
+    cur = run / "curated" / "manifest.json"
+    dc = json.loads(cur.read_text()).get("counts", {}).get("decontam") if cur.exists() else None
+    if dc:
+        lines.append(f"Decontamination ({dc['n']}-gram overlap with {dc['eval_problems']} eval problems and "
+                     f"{dc['gsm8k_test']} GSM8K test problems): {dc['hits']} curated traces dropped.")
     extra = []
     if spec.get("corruption"):
         extra.append(f"corrupted traces ({', '.join(spec['corruption'])}) of "
