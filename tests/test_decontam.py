@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from conftest import run_cli
 from tracestyle.curate.decontam import NgramIndex, reference_docs
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.prompts import load_registers
 from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+from conftest import run_cli
 
 
 def test_template_ngrams_are_not_contamination():
