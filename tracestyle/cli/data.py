@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tracestyle.cli.common import add_kg_arg, add_task_args, csv_list, load_task_problems
+from tracestyle.curate.cost import load_prices
 from tracestyle.curate.curate import CurateConfig, curate
 from tracestyle.curate.generate import generate
 from tracestyle.curate.stats import dataset_stats
@@ -33,7 +34,8 @@ def cmd_generate(args) -> int:
                         max_retries=args.max_retries, n_mode=args.n_mode)
     res = generate(problems, registers, args.out, teacher=args.teacher,
                    openai_cfg=ocfg if args.teacher != "template" else None, cache=args.cache, vllm_model=args.model,
-                   inputs=[args.problems] if args.problems else [], quiet=args.quiet)
+                   inputs=[args.problems] if args.problems else [], quiet=args.quiet,
+                   prices=load_prices(args.prices) if args.prices else None)
     if res["skipped"]:
         print(f"{args.out}: complete (manifest matches); nothing to do")
     else:
@@ -66,7 +68,7 @@ def cmd_curate(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    st = dataset_stats(args.path, args.tokenizer)
+    st = dataset_stats(args.path, args.tokenizer, prices=load_prices(args.prices) if args.prices else None)
     if args.json:
         print(json.dumps(st, indent=2))
     else:
@@ -103,6 +105,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-retries", type=int, default=6)
     p.add_argument("--n-mode", default="auto", choices=["auto", "param", "repeat"])
     p.add_argument("--cache", default=None, help="response cache JSONL (default OUT/cache/responses.jsonl)")
+    p.add_argument("--prices", default=None,
+                   help="YAML price table, model: {input: $/M tokens, output: $/M tokens}: estimated cost per register")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_generate)
 
@@ -133,6 +137,7 @@ def add_commands(sub) -> None:
     p.add_argument("path", help="a traces/kept JSONL, or a curate output folder")
     p.add_argument("--tokenizer", default="smollm2-135m", help="student preset, path, or 'whitespace'")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--prices", default=None, help="YAML price table (see generate --prices): teacher cost per register")
     p.set_defaults(fn=cmd_stats)
 
     p = sub.add_parser("registers", help="list registers and their templates")

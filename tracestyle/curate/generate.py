@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tracestyle.curate.cost import usage_by_register
 from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITeacher
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.curate.teachers.vllm import generate_vllm
@@ -27,7 +28,8 @@ def _row(problem: dict, reg: Register, teacher: str, model: str | None, *, sampl
 
 def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path, *, teacher: str = "template",
              openai_cfg: OpenAIConfig | None = None, cache: str | Path | None = None,
-             vllm_model: str | None = None, inputs: list[str | Path] = (), quiet: bool = False) -> dict:
+             vllm_model: str | None = None, inputs: list[str | Path] = (), quiet: bool = False,
+             prices: dict | None = None) -> dict:
     """Write out_dir/traces.jsonl (and failed.jsonl for an LLM teacher); skip when the manifest matches."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,12 +59,14 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
         order = {(reg, p["id"]): i for i, (reg, p) in enumerate((r, p) for r in registers for p in problems)}
         results.sort(key=lambda r: (order[(r["register"], r["problem_id"])], r["sample"]))
         rows = [dict(_row(by_id[r["problem_id"]], registers[r["register"]], "openai", ocfg.model,
-                               sample=r["sample"], text=r["text"]), finish_reason=r.get("finish_reason")) for r in results]
+                               sample=r["sample"], text=r["text"]), finish_reason=r.get("finish_reason"),
+                     usage=r.get("usage")) for r in results]
         st = tch.stats
         extra["usage"] = {"requests": st.requests, "cache_hits": st.cache_hits, "retries": st.retries,
                           "failed": st.failed, "prompt_tokens": st.prompt_tokens,
                           "completion_tokens": st.completion_tokens, "faults": st.faults,
-                          "seconds": round(tch.elapsed, 3)}
+                          "seconds": round(tch.elapsed, 3),
+                          "per_register": usage_by_register(rows, prices)}
     elif teacher == "vllm":
         if not vllm_model:
             raise InputError("the vllm teacher needs --model", field="model")

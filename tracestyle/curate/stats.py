@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tracestyle.curate.cost import usage_by_register
 from tracestyle.distill.models import load_tokenizer
 from tracestyle.jsonl import read_jsonl
 
@@ -17,7 +18,7 @@ def count_tokens_fn(tokenizer: str):
     return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
-def dataset_stats(path: str | Path, tokenizer: str = "smollm2-135m") -> dict:
+def dataset_stats(path: str | Path, tokenizer: str = "smollm2-135m", prices: dict | None = None) -> dict:
     path = Path(path)
     if path.is_dir():
         kept_p, drop_p = path / "kept.jsonl", path / "dropped.jsonl"
@@ -43,4 +44,8 @@ def dataset_stats(path: str | Path, tokenizer: str = "smollm2-135m") -> dict:
         out[reg] = {"kept": s["kept"], "dropped": s["dropped"], "problems": len(s["problems"]),
                     "tokens": s["tokens"], "tokens_per_trace": round(s["tokens"] / s["kept"], 1) if s["kept"] else 0,
                     "drop_reasons": dict(s["reasons"].most_common())}
+    teacher = usage_by_register(kept + dropped, prices)
+    for reg, u in teacher.items():
+        if reg in out:
+            out[reg]["teacher_usage"] = u
     return {"path": str(path), "tokenizer": tokenizer, "registers": out}

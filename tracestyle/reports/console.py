@@ -29,10 +29,19 @@ def print_stats(st: dict) -> None:
     t = Table(title=f"{st['path']} (tokens: {st['tokenizer']})")
     for c in ("register", "kept", "dropped", "problems", "tokens", "tokens/trace", "top drop reasons"):
         t.add_column(c, justify="left" if c in ("register", "top drop reasons") else "right")
+    usage = any("teacher_usage" in s for s in st["registers"].values())
+    if usage:
+        for c in ("teacher prompt tok", "teacher completion tok", "est. cost $"):
+            t.add_column(c, justify="right")
     for reg, s in st["registers"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in list(s["drop_reasons"].items())[:3])
-        t.add_row(reg, str(s["kept"]), str(s["dropped"]), str(s["problems"]), str(s["tokens"]),
-                  str(s["tokens_per_trace"]), reasons)
+        cells = [reg, str(s["kept"]), str(s["dropped"]), str(s["problems"]), str(s["tokens"]),
+                 str(s["tokens_per_trace"]), reasons]
+        if usage:
+            u = s.get("teacher_usage") or {}
+            cells += [str(u.get("prompt_tokens", "-")), str(u.get("completion_tokens", "-")),
+                      f"{u['cost_usd']:.4f}" if "cost_usd" in u else "-"]
+        t.add_row(*cells)
     console.print(t)
 
 

@@ -160,6 +160,12 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
     if spec.get("teacher"):
         lines.append(f"Teacher: {spec['teacher']}; token budget: {spec.get('token_budget', 'none')}; seeds: "
                      f"{spec.get('seeds')}.")
+    gen = run / "gen" / "manifest.json"
+    use = (json.loads(gen.read_text()).get("usage") or {}).get("per_register") if gen.exists() else None
+    if use:
+        lines.append("Teacher tokens per register (prompt / completion): " + "; ".join(
+            f"{r} {u['prompt_tokens']:,} / {u['completion_tokens']:,}" +
+            (f" (est. ${u['cost_usd']:.4f})" if "cost_usd" in u else "") for r, u in use.items()) + ".")
     cur = run / "curated" / "manifest.json"
     dc = json.loads(cur.read_text()).get("counts", {}).get("decontam") if cur.exists() else None
     if dc:

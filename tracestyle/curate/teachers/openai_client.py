@@ -22,6 +22,13 @@ from tracestyle.jsonl import AppendLog
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def _usage_share(usage: dict | None, n: int) -> dict | None:
+    """One choice's share of a response's token usage (a request with n choices reports them together)."""
+    if not usage:
+        return None
+    return {k: round(int(usage.get(k) or 0) / max(1, n), 1) for k in ("prompt_tokens", "completion_tokens")}
+
+
 @dataclass
 class OpenAIConfig:
     base_url: str = "http://127.0.0.1:8080/v1"
@@ -175,9 +182,10 @@ class OpenAITeacher:
                 if use_n and len(choices) < len(idx):
                     # e.g. llama.cpp's server: n>1 silently gives one choice; from now on, k separate requests
                     self._server_ignores_n = True
+                share = _usage_share(data.get("usage"), len(choices))
                 for i, ch in zip(idx, choices):
                     rec = {"key": keys[i], "text": ch["message"]["content"],
-                           "finish_reason": ch.get("finish_reason"), "usage": data.get("usage")}
+                           "finish_reason": ch.get("finish_reason"), "usage": share}
                     log.append(rec)
                     cache[keys[i]] = rec
                 done = set(idx[: len(choices)])
@@ -190,7 +198,8 @@ class OpenAITeacher:
         for i, key in enumerate(keys):
             if key in cache:
                 c = cache[key]
-                results.append({**job.meta, "sample": i, "text": c["text"], "finish_reason": c.get("finish_reason")})
+                results.append({**job.meta, "sample": i, "text": c["text"], "finish_reason": c.get("finish_reason"),
+                                "usage": c.get("usage")})
         self.progress(1)
 
     async def arun(self, jobs: list[Job]) -> tuple[list[dict], list[dict]]:
