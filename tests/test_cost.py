@@ -2,8 +2,9 @@
 
 import json
 
-from conftest import run_cli
 from tracestyle.curate.cost import load_prices, usage_by_register
+
+from conftest import run_cli
 
 
 def test_usage_and_cost_per_register_from_the_real_server(tmp_path, llama_server, gsm8k_dir):
