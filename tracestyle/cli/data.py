@@ -8,6 +8,7 @@ from pathlib import Path
 from tracestyle.cli.common import add_kg_arg, add_task_args, csv_list, load_task_problems
 from tracestyle.curate.cost import load_prices
 from tracestyle.curate.curate import CurateConfig, curate
+from tracestyle.curate.export import export_dataset, push_to_hub
 from tracestyle.curate.generate import generate
 from tracestyle.curate.stats import dataset_stats
 from tracestyle.curate.teachers.judge import make_compliance_judge
@@ -76,6 +77,16 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    res = export_dataset(args.src, args.out, tokenizer=args.tokenizer)
+    print(f"exported {sum(res['configs'].values())} traces in {len(res['configs'])} config(s) to {res['out']}: "
+          + ", ".join(f"{k} {v}" for k, v in res["configs"].items()))
+    if args.push_to_hub:
+        push_to_hub(args.out, args.push_to_hub, private=args.private)
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+    return 0
+
+
 def cmd_registers(args) -> int:
     print_registers(load_registers(None, args.registers_dir))
     return 0
@@ -132,6 +143,14 @@ def add_commands(sub) -> None:
     p.add_argument("--judge-model", default="smollm2")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")
     p.set_defaults(fn=cmd_curate)
+
+    p = sub.add_parser("export", help="curated traces as a dataset: Parquet + datasets folders per register, a card")
+    p.add_argument("src", help="a curate output folder or a grid run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tokenizer", default="smollm2-135m", help="token totals in the card under this tokenizer")
+    p.add_argument("--push-to-hub", metavar="REPO", default=None, help="also upload to this Hub dataset repo (online)")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("stats", help="per-register counts, drops by reason and token totals")
     p.add_argument("path", help="a traces/kept JSONL, or a curate output folder")
