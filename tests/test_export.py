@@ -4,8 +4,9 @@ import json
 
 import pyarrow.parquet as pq
 
-from conftest import run_cli
 from tracestyle.curate.export import push_calls, push_to_hub
+
+from conftest import run_cli
 
 
 def test_export_opens_in_datasets_and_parquet(tmp_path):

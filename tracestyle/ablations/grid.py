@@ -170,8 +170,11 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
     if spec.nll_sample:
         # each student's view of each condition before any training: a forward pass, no weights change
         jobs += [{"kind": "nll", "student": s, "register": c, "data": str(data[c]), "sample": spec.nll_sample,
-                  "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions()]
+                  "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions()
+                 if data[c].read_text().strip()]
     for c in cells(spec):
+        if not data[c["register"]].read_text().strip():
+            continue    # nothing survived curation for this condition: tokens.json and the report say so
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
         jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter"),
                      "heldout": str(data[c["register"]].with_name(f"{c['register']}.heldout.jsonl"))})
@@ -191,12 +194,13 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions()})
+    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions(), "teacher_name": spec.teacher_name()})
     tr, ev = _problems(spec, out)
     registers = load_registers(spec.registers, spec.registers_dir)
     train_problems = [strip_meta(p) for p in read_jsonl(tr)]
     # one teacher pass per register, shared by every student and seed
-    generate(train_problems, registers, out / "gen", teacher=spec.teacher, inputs=[tr], quiet=True)
+    kind, ocfg = spec.teacher_config()
+    generate(train_problems, registers, out / "gen", teacher=kind, openai_cfg=ocfg, inputs=[tr], quiet=quiet)
     curate(out / "gen" / "traces.jsonl", out / "curated",
            CurateConfig(task=spec.task, filters=FILTERS, registers=registers, eval_path=ev), quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")

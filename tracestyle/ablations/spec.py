@@ -10,11 +10,15 @@ import yaml
 
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
+from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
 from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS
 from tracestyle.tasks.kg.refs import get_kg
+
+TEACHER_KEYS = {"kind", "base_url", "model", "api_key_env", "temperature", "top_p", "k", "max_tokens", "concurrency",
+                "rpm", "tpm", "timeout", "max_retries", "seed"}
 
 
 @dataclass
@@ -26,7 +30,9 @@ class GridSpec:
     students: list[str] = field(default_factory=lambda: ["smollm2-135m"])
     seeds: list[int] = field(default_factory=lambda: [0])
     recipe: str = "sft"                 # sft | sft+rsft
-    teacher: str = "template"
+    # template, or a mapping for an LLM behind any OpenAI-compatible server (vLLM, llama.cpp, a hosted API):
+    # {kind: openai, base_url, model, api_key_env, temperature, k, max_tokens, concurrency, rpm}
+    teacher: str | dict = "template"
     train_hops: list[int] = field(default_factory=lambda: [1, 3])
     eval_hops: list[int] = field(default_factory=lambda: [4, 5])
     answer_sets: bool = False           # KG: also ask questions whose answer is any of a set
@@ -144,12 +150,33 @@ class GridSpec:
                 bad("mix", f"each mix maps two or more of this grid's registers to shares that sum to 1, got {m!r}")
         if self.mix and self.token_budget == "none":
             bad("mix", "a mix is defined by token shares: give token_budget (matched or a number)")
+        if isinstance(self.teacher, dict):
+            unknown = set(self.teacher) - TEACHER_KEYS
+            if unknown:
+                bad("teacher", f"unknown teacher key(s) {sorted(unknown)} (known: {', '.join(sorted(TEACHER_KEYS))})")
+            if self.teacher.get("kind", "openai") not in ("openai", "template"):
+                bad("teacher", f"kind must be openai or template, got {self.teacher.get('kind')!r}")
+            if self.teacher.get("kind", "openai") == "openai" and not self.teacher.get("model"):
+                bad("teacher", "an openai teacher needs model (and base_url, unless the default local server)")
+        elif self.teacher != "template":
+            bad("teacher", f"must be template or a mapping with kind: openai, got {self.teacher!r}")
         if self.rsft_pool not in ("matched", "train"):
             bad("rsft_pool", f"must be matched or train, got {self.rsft_pool!r}")
         if self.curriculum not in ("none", "easy_first"):
             bad("curriculum", f"must be none or easy_first, got {self.curriculum!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
             bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
+
+    def teacher_config(self):
+        """(kind, OpenAIConfig or None) for generate()."""
+        if not isinstance(self.teacher, dict) or self.teacher.get("kind", "openai") == "template":
+            return "template", None
+        t = {k: v for k, v in self.teacher.items() if k != "kind"}
+        return "openai", OpenAIConfig(**{"seed": self.data_seed, **t})
+
+    def teacher_name(self) -> str:
+        kind, cfg = self.teacher_config()
+        return "template" if cfg is None else f"{cfg.model} at {cfg.base_url} (temperature {cfg.temperature}, k {cfg.k})"
 
     def conditions(self) -> list[str]:
         """The training conditions: each register, each corruption of a register, each mix."""

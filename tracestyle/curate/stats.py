@@ -15,7 +15,8 @@ def count_tokens_fn(tokenizer: str):
         return lambda texts: [len(t.split()) for t in texts]
 
     tok = load_tokenizer(tokenizer)
-    return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    # an empty list is a register the filters emptied, not an error
+    return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
 
 def dataset_stats(path: str | Path, tokenizer: str = "smollm2-135m", prices: dict | None = None) -> dict:

@@ -158,14 +158,19 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
         lines.append(f"Students: {desc}. " + ("They differ in model family as well as size: a scale trend here "
                                               "mixes the two." if len(fams) > 1 else "One family, several sizes."))
     if spec.get("teacher"):
-        lines.append(f"Teacher: {spec['teacher']}; token budget: {spec.get('token_budget', 'none')}; seeds: "
-                     f"{spec.get('seeds')}.")
+        lines.append(f"Teacher: {spec.get('teacher_name') or spec['teacher']}; token budget: "
+                     f"{spec.get('token_budget', 'none')}; seeds: {spec.get('seeds')}.")
     gen = run / "gen" / "manifest.json"
     use = (json.loads(gen.read_text()).get("usage") or {}).get("per_register") if gen.exists() else None
     if use:
         lines.append("Teacher tokens per register (prompt / completion): " + "; ".join(
             f"{r} {u['prompt_tokens']:,} / {u['completion_tokens']:,}" +
             (f" (est. ${u['cost_usd']:.4f})" if "cost_usd" in u else "") for r, u in use.items()) + ".")
+    tok = run / "data" / "tokens.json"
+    empty = [c for c, v in json.loads(tok.read_text()).get("registers", {}).items() if not v.get("rows")] \
+        if tok.exists() else []
+    if empty:
+        lines.append("Not trained (no curated trace survived the filters): " + ", ".join(empty) + ".")
     cur = run / "curated" / "manifest.json"
     dc = json.loads(cur.read_text()).get("counts", {}).get("decontam") if cur.exists() else None
     if dc:
