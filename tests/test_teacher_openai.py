@@ -87,6 +87,16 @@ def test_llm_judge_compliance_through_the_server(tmp_path, llama_server):
     rows = _rows(tmp_path / "c" / "kept.jsonl") + _rows(tmp_path / "c" / "dropped.jsonl")
     assert len(rows) == 3
     assert all(x["checks"]["judge"]["reason"] in ("ok", "judge:noncompliant", "judge:unparsable") for x in rows)
+    # one batch, its cache inside the curate folder: a second curate elsewhere reuses nothing, the same one all
+    cache = _rows(tmp_path / "c" / "judge_cache.jsonl")
+    assert len([x for x in cache if "text" in x]) == 3
+    from tracestyle.curate.teachers.judge import ComplianceJudge
+    from tracestyle.prompts import load_registers
+
+    judge = ComplianceJudge(load_registers(["normal"]), llama_server["base_url"], "smollm2",
+                            api_key_env="OPENAI_API_KEY")
+    judge.prefetch(rows, tmp_path / "c" / "judge_cache.jsonl")
+    assert judge.requests == 0 and [judge(x).reason for x in rows] == [x["checks"]["judge"]["reason"] for x in rows]
 
 
 def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
@@ -103,3 +113,4 @@ def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
     assert len(labels) == 5  # the five wrong answers of the base model; correct ones are not judged
     assert all(x["judge_label"] in set(cats) | {"unparsable"} for x in labels)
     assert "LLM-judge failure labels" in (run / "report.md").read_text()
+    assert (run / "judge_cache.jsonl").exists()   # one batch for the whole run, cached in the run folder

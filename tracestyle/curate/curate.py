@@ -113,6 +113,10 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     ctx = FilterContext(registers=cfg.registers, min_chars=cfg.min_chars, max_chars=cfg.max_chars, judge=cfg.judge)
     if cfg.eval_path:
         ctx.eval_questions = {norm_text(r["question"]) for r in read_jsonl(cfg.eval_path, required=("question",))}
+    if "judge" in filters and hasattr(cfg.judge, "prefetch"):
+        # every row in one batch, its cache in the output folder (reused by a rerun)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.judge.prefetch(rows, out / "judge_cache.jsonl")
     decontam_info = None
     if "decontam" in filters:
         ctx.decontam, decontam_info = build_decontam(cfg)

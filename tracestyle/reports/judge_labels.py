@@ -39,21 +39,23 @@ def parse_label(reply: str | None, categories: dict[str, str]) -> str:
     return "unparsable"
 
 
-def label_eval(eval_dir: str | Path, eval_rows: list[dict], problems: dict[str, dict], *, base_url: str, model: str,
-               api_key_env: str = "OPENAI_API_KEY", taxonomy: str | Path = DEFAULT_TAXONOMY,
-               template_dir: str | Path | None = None) -> list[dict]:
-    """Label every wrong answer of one evaluation (its eval.jsonl rows); correct rows are not sent."""
+def label_evals(evals: list[tuple[Path, list[dict]]], problems: dict[str, dict], *, base_url: str, model: str,
+                api_key_env: str = "OPENAI_API_KEY", taxonomy: str | Path = DEFAULT_TAXONOMY,
+                template_dir: str | Path | None = None, cache: str | Path) -> int:
+    """Label the wrong answers of several evaluations (eval folder, its eval.jsonl rows) in one batch through the
+    async teacher client; each folder gets its judge_labels.jsonl. Correct rows are not sent."""
     cats = load_taxonomy(taxonomy)
-    rows = [r for r in eval_rows if not r["correct"]]
     reg = Register("judge", "", Path(template_dir) if template_dir else Path(__file__).parent)
+    todo = [(d, r) for d, rows in evals for r in rows if not r["correct"]]
     msgs = []
-    for r in rows:
+    for _, r in todo:
         p = problems[r["problem_id"]]
         msgs.append([{"role": "user", "content": reg.render("judge_prompt.j2", question=p["question"], gold=p["gold"],
                                                             output=r["output"], categories=cats)}])
     cfg = OpenAIConfig(base_url=base_url, model=model, api_key_env=api_key_env, temperature=0.0, max_tokens=8)
-    replies = OpenAITeacher(cfg, Path(eval_dir) / "judge_cache.jsonl").complete_all(msgs) if msgs else []
-    labels = [{"problem_id": r["problem_id"], "judge_label": parse_label(t, cats), "judge_reply": (t or "")[:80]}
-              for r, t in zip(rows, replies)]
-    write_jsonl(Path(eval_dir) / "judge_labels.jsonl", labels)
-    return labels
+    replies = OpenAITeacher(cfg, cache).complete_all(msgs) if msgs else []
+    for d, _ in evals:
+        labels = [{"problem_id": r["problem_id"], "judge_label": parse_label(t, cats), "judge_reply": (t or "")[:80]}
+                  for (dd, r), t in zip(todo, replies) if dd == d]
+        write_jsonl(Path(d) / "judge_labels.jsonl", labels)
+    return len(todo)

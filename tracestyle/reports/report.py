@@ -15,7 +15,7 @@ from tracestyle.conditions import conditions_of
 from tracestyle.jsonl import atomic_write_text, read_jsonl
 from tracestyle.layout import eval_dir
 from tracestyle.reports import analysis, plots
-from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_eval
+from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
@@ -133,11 +133,9 @@ def judge_run(run: str | Path, base_url: str, model: str, api_key_env: str = "OP
     """Label the wrong answers of every evaluation in a run with the LLM judge."""
     run = Path(run)
     data = analysis.collect(run)
-    n = 0
-    for (s, r, seed), rows in sorted(data["evals"].items()):
-        n += len(label_eval(eval_dir(run, s, r, seed), rows, data["problems"], base_url=base_url, model=model,
-                            api_key_env=api_key_env, taxonomy=taxonomy or DEFAULT_TAXONOMY))
-    return n
+    evals = [(eval_dir(run, s, r, seed), rows) for (s, r, seed), rows in sorted(data["evals"].items())]
+    return label_evals(evals, data["problems"], base_url=base_url, model=model, api_key_env=api_key_env,
+                       taxonomy=taxonomy or DEFAULT_TAXONOMY, cache=run / "judge_cache.jsonl")
 
 
 def _header(run: Path, data: dict, students: list[dict]) -> list[str]:

@@ -24,19 +24,49 @@ def parse_judgement(reply: str | None) -> Verdict:
     return Verdict(False, "judge:unparsable", reply[:40])
 
 
-def make_compliance_judge(registers: dict[str, Register], base_url: str, model: str, *, api_key_env: str,
-                          template_dir: str | Path = BUILTIN_DIR, cache: str | Path | None = None):
-    """A filter callback judging one row at a time; responses are cached like any teacher's."""
-    judge_reg = Register("judge", "", Path(template_dir))
-    cfg = OpenAIConfig(base_url=base_url, model=model, api_key_env=api_key_env, temperature=0.0, max_tokens=4, k=1)
-    teacher = OpenAITeacher(cfg, cache or Path(tempfile.gettempdir()) / "tracestyle-judge-cache.jsonl")
+class ComplianceJudge:
+    """The LLM compliance judge as a filter callback. `prefetch` judges every row in one batch through the async
+    teacher client (concurrency, retries, rate limits), with its cache in the curate output folder; a row it did
+    not see is judged alone."""
 
-    def judge(row: dict) -> Verdict:
-        reg = registers.get(row.get("register", ""))
+    def __init__(self, registers: dict[str, Register], base_url: str, model: str, *, api_key_env: str,
+                 template_dir: str | Path = BUILTIN_DIR, concurrency: int = 8) -> None:
+        self.registers = registers
+        self.template = Register("judge", "", Path(template_dir))
+        self.cfg = OpenAIConfig(base_url=base_url, model=model, api_key_env=api_key_env, temperature=0.0,
+                                max_tokens=4, k=1, concurrency=concurrency)
+        self.cache_path: Path | None = None
+        self.verdicts: dict[str, Verdict] = {}
+        self.requests = 0
+
+    def _prompt(self, row: dict) -> str | None:
+        reg = self.registers.get(row.get("register", ""))
         if reg is None:
-            return Verdict(False, "judge:unknown_register")
-        prompt = judge_reg.render("judge_compliance.j2", register=reg.name, description=reg.description,
-                                  text=row["text"])
-        return parse_judgement(teacher.complete_all([[{"role": "user", "content": prompt}]])[0])
+            return None
+        return self.template.render("judge_compliance.j2", register=reg.name, description=reg.description,
+                                    text=row["text"])
 
-    return judge
+    def _ask(self, prompts: list[str]) -> None:
+        todo = sorted({p for p in prompts if p not in self.verdicts})
+        if not todo:
+            return
+        teacher = OpenAITeacher(self.cfg, self.cache_path or Path(tempfile.mkdtemp()) / "judge_cache.jsonl")
+        replies = teacher.complete_all([[{"role": "user", "content": p}] for p in todo])
+        self.requests += teacher.stats.requests
+        self.verdicts.update({p: parse_judgement(r) for p, r in zip(todo, replies)})
+
+    def prefetch(self, rows: list[dict], cache_path: str | Path) -> None:
+        self.cache_path = Path(cache_path)
+        self._ask([p for p in (self._prompt(r) for r in rows) if p is not None])
+
+    def __call__(self, row: dict) -> Verdict:
+        prompt = self._prompt(row)
+        if prompt is None:
+            return Verdict(False, "judge:unknown_register")
+        self._ask([prompt])
+        return self.verdicts[prompt]
+
+
+def make_compliance_judge(registers: dict[str, Register], base_url: str, model: str, *,
+                          api_key_env: str, template_dir: str | Path = BUILTIN_DIR) -> ComplianceJudge:
+    return ComplianceJudge(registers, base_url, model, api_key_env=api_key_env, template_dir=template_dir)
