@@ -72,12 +72,12 @@ def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
     html = (out / "report.html").read_text()
     assert "Accuracy by student size" in html and "data:image/png;base64," in html and "http" not in html
     md = (out / "report.md").read_text()
-    for section in ("Failure categories", "Accuracy by difficulty", "Training token budget", "Trace-valid",
+    for section in ("Failure categories", "Accuracy by difficulty", "Training token budget", "Trace validity",
                     "McNemar", "No eval-leak override"):
         assert section in md, section
 
     manifests = {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")}
-    assert len(manifests) == 7  # gen, curated, base eval, 2 x (train, eval)
+    assert len(manifests) == 9  # gen, curated, base eval, 2 x (nll, train, eval)
     r = run_cli("grid", str(spec), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")} == manifests, "a rerun recomputes nothing"
