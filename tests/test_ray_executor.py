@@ -35,5 +35,5 @@ def test_ray_executor_runs_a_grid(tmp_path):
     assert (tmp_path / "run" / "cells" / "smollm2-135m" / "normal" / "seed0" / "adapter" / "adapter_config.json").exists()
     # Ray ran the jobs: each ran in a Ray worker process, not in the grid's own process
     jobs = [json.loads(x) for x in (tmp_path / "run" / "jobs.jsonl").read_text().splitlines()]
-    assert [j["kind"] for j in jobs] == ["eval", "train", "eval"] and all(j["executor"] == "ray" for j in jobs)
+    assert [j["kind"] for j in jobs] == ["eval", "nll", "train", "eval"] and all(j["executor"] == "ray" for j in jobs)
     assert all(j["worker_pid"] and j["worker_pid"] != j["driver_pid"] for j in jobs), jobs
