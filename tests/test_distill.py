@@ -142,3 +142,24 @@ def test_rsft_refuses_eval_split_and_runs_on_train(kg_data, tmp_path):
     assert hist["samples"] == 8 and man["eval_leak"] is False
     samples = [json.loads(x) for x in (tmp_path / "rs" / "round-1" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8 and all("reward" in s for s in samples)
+
+
+def test_rsft_pool_matched_to_eval_difficulty(kg_data, tmp_path):
+    """--match-difficulty: the pool follows the eval's difficulty histogram; a pool that has none of its levels is
+    refused before any sampling."""
+    r = run_cli("rsft", "--problems", str(kg_data / "train.jsonl"), "--match-difficulty", str(kg_data / "eval.jsonl"),
+                "--student", "smollm2-135m", "--out", str(tmp_path / "none"), "--steps", "1")
+    assert r.returncode == 2 and "difficulty" in r.stderr and not (tmp_path / "none").exists()
+    lines = (kg_data / "train.jsonl").read_text().splitlines(True)
+    pool, target = tmp_path / "pool.jsonl", tmp_path / "target.jsonl"
+    pool.write_text("".join(lines[:12]))
+    target.write_text("".join(lines[12:16]))
+    r = run_cli("rsft", "--problems", str(pool), "--match-difficulty", str(target), "--pool-n", "4",
+                "--student", "smollm2-135m", "--out", str(tmp_path / "rs"), "--k", "1", "--steps", "1",
+                "--batch-size", "2", "--max-new-tokens", "16")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "rs" / "manifest.json").read_text())["counts"]["pool_difficulty"]
+    assert rep["chosen"] <= 4 and rep["removed_as_eval"] == 0
+    want = {k: v / sum(rep["target_levels"].values()) for k, v in rep["target_levels"].items()}
+    got = {k: v / max(1, rep["chosen"]) for k, v in rep["chosen_levels"].items()}
+    assert set(got) <= set(want) and all(abs(got[k] - want[k]) <= 0.26 for k in got), (want, got)
