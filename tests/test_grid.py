@@ -94,6 +94,7 @@ def test_tiny_grid_killed_resumed_report_and_rerun(tmp_path):
     ("task: kg\neval_hops: [5, 4]\n", "field 'eval_hops'"),
     ("task: kg\ntoken_budget: lots\n", "field 'token_budget'"),
     ("task: [kg\n", "malformed YAML"),
+    ("# nothing but a comment\n", "grid.yaml:1: empty grid spec"),
 ])
 def test_bad_grid_specs(tmp_path, body, needle):
     spec = tmp_path / "grid.yaml"

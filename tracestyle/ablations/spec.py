@@ -63,13 +63,16 @@ class GridSpec:
     def load(cls, path: str | Path) -> GridSpec:
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:
             mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
             raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(p),
                              mark.line + 1 if mark else None) from None
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read: {e}", str(p)) from None
+        if data is None:
+            # an empty file is a mistake, not a request for the full default grid (hours of CPU)
+            raise InputError("empty grid spec: give at least task: and registers: (see examples/)", str(p), 1)
         if not isinstance(data, dict):
             raise InputError("expected a mapping", str(p), 1)
         if "domain" in data:   # the key's earlier name
