@@ -129,9 +129,10 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
         for m in spec.mix:
             name = mix_name(m)
             chosen[name], total = _mix_rows(m, by, counts, budget, spec.data_seed)
+            cost = {id(x): n for r in m for x, n in zip(by[r], counts[r])}
             got = Counter()
             for row in chosen[name]:
-                got[row["register"]] += count([row["text"]])[0]
+                got[row["register"]] += cost[id(row)]
             report["registers"][name] = {
                 "total": total, "rows": len(chosen[name]), "shares": m,
                 "actual_shares": {r: round(got[r] / max(1, total), 3) for r in m},
@@ -167,14 +168,15 @@ def cells(spec: GridSpec) -> list[dict]:
 def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: Path) -> list[dict]:
     jobs = [{"kind": "eval", "student": s, "adapter": None, "out": str(eval_dir(out, s, "base", 0))}
             for s in spec.students]
+    # a condition nothing survived curation for is not trained: tokens.json and the report say so
+    trainable = {c for c, p in data.items() if p.stat().st_size > 0}
     if spec.nll_sample:
         # each student's view of each condition before any training: a forward pass, no weights change
         jobs += [{"kind": "nll", "student": s, "register": c, "data": str(data[c]), "sample": spec.nll_sample,
-                  "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions()
-                 if data[c].read_text().strip()]
+                  "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions() if c in trainable]
     for c in cells(spec):
-        if not data[c["register"]].read_text().strip():
-            continue    # nothing survived curation for this condition: tokens.json and the report say so
+        if c["register"] not in trainable:
+            continue
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
         jobs.append({"kind": "train", **c, "data": str(data[c["register"]]), "out": str(cdir / "adapter"),
                      "heldout": str(data[c["register"]].with_name(f"{c['register']}.heldout.jsonl"))})

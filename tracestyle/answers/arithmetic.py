@@ -15,6 +15,8 @@ import operator
 import re
 from dataclasses import dataclass, field
 
+from tracestyle.verdict import Verdict
+
 _LATEX = [(re.compile(r"\\frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
           (re.compile(r"\\(?:times|cdot)"), " * "), (re.compile(r"\\div"), " / "),
           (re.compile(r"\\[()\[\]]|\\[,;!]|\\text\{[^{}]*\}|\\\$|\{,\}"), lambda m: "" if m.group() != "{,}" else ","),
@@ -297,3 +299,10 @@ def check_steps(text: str) -> StepCheck:
             if not ok:
                 errors.append(StepError(i, stmt, stated, computed))
     return StepCheck(not errors, errors[0].line if errors else None, checked, errors)
+
+
+def steps_verdict(text: str) -> Verdict:
+    """The step check as a verdict (the `steps` filter and GSM8K's trace check): a trace with nothing checkable
+    passes with checked: 0."""
+    c = check_steps(text)
+    return Verdict(c.valid, "ok" if c.valid else "steps:wrong_result", None, c.public())

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tracestyle.answers.arithmetic import check_steps
+from tracestyle.answers.arithmetic import steps_verdict
 from tracestyle.curate.compliance import check_compliance
 from tracestyle.curate.decontam import NgramIndex
 from tracestyle.prompts import Register
@@ -53,10 +53,7 @@ def f_kg_path(row: dict, ctx: FilterContext) -> Verdict:
 def f_steps(row: dict, ctx: FilterContext) -> Verdict:
     """Recompute every stated arithmetic relation; a trace whose steps are wrong teaches wrong steps even when
     its final answer is right. A row with nothing checkable passes (checked: 0)."""
-    c = check_steps(row["text"])
-    if c.valid:
-        return Verdict(True, "ok", details=c.public())
-    return Verdict(False, "steps:wrong_result", details=c.public())
+    return steps_verdict(row["text"])
 
 
 def f_compliance(row: dict, ctx: FilterContext) -> Verdict:

@@ -5,10 +5,15 @@ their own distribution)."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from random import Random
 
+from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.examples import collate
+from tracestyle.distill.models import load_model, load_tokenizer
+from tracestyle.distill.sft_hf import completion_loss, pick_device, prepare_examples
 from tracestyle.jsonl import read_jsonl, write_json
 from tracestyle.manifest import is_complete, write_manifest
 
@@ -22,14 +27,7 @@ def sample_rows(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
 
 
 def student_nll(student: str, rows: list[dict], *, progress=None) -> dict:
-    import math
-
-    import torch
-
-    from tracestyle.distill.config import config_from_preset
-    from tracestyle.distill.examples import collate
-    from tracestyle.distill.models import load_model, load_tokenizer
-    from tracestyle.distill.sft_hf import completion_loss, pick_device, prepare_examples
+    import torch  # here, not at import: the CLI starts without torch
 
     cfg = config_from_preset(student)
     device = pick_device(cfg.device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracestyle.answers.arithmetic import check_steps
+from tracestyle.answers.arithmetic import steps_verdict
 from tracestyle.errors import InputError
 from tracestyle.tasks.base import Task
 from tracestyle.tasks.gsm8k.score import verify_number
@@ -31,8 +31,3 @@ class GSM8KTask(Task):
     def check_trace(self, problem: dict, text: str) -> dict[str, Verdict]:
         return {"steps": steps_verdict(text)}
 
-
-def steps_verdict(text: str) -> Verdict:
-    """The step check as a verdict: every stated arithmetic relation recomputed (answers/arithmetic.py)."""
-    c = check_steps(text)
-    return Verdict(c.valid, "ok" if c.valid else "steps:wrong_result", None, c.public())
