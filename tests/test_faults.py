@@ -52,3 +52,34 @@ def test_permanent_failure_is_recorded_with_reason(tmp_path, llama_server):
     # the server comes back: the same rerun is not skipped, and retries only what failed
     res, rows, failed = _run(tmp_path, llama_server["base_url"], n=3)
     assert len(rows) == 3 and not failed
+
+
+def test_rate_limits_draw_on_every_request_on_the_wire(tmp_path, llama_server, monkeypatch):
+    """AsyncOpenAI retries inside one call; the rpm/tpm buckets sit under it, in the transport, so each retry
+    draws on the limits as the provider counts it, not once per logical request."""
+    from tracestyle.curate.teachers import transport
+    from tracestyle.curate.teachers.ratelimit import Bucket
+
+    taken: list[tuple[float, float]] = []
+
+    class CountingBucket(Bucket):
+        async def take(self, amount: float = 1.0) -> None:
+            taken.append((self.capacity, amount))
+            await super().take(amount)
+
+    monkeypatch.setattr("tracestyle.curate.teachers.openai_client.Bucket", CountingBucket)
+    spent = []
+    monkeypatch.setattr(transport, "estimate_tokens", lambda body: spent.append(body) or 100)
+    probs = generate_kg_problems("devops", "train", 3, 5)
+    cfg = OpenAIConfig(base_url="", model="smollm2", max_tokens=8, temperature=0.0, concurrency=1,
+                       timeout=30.0, max_retries=4, rpm=6000, tpm=600000)
+    with FaultProxy(llama_server["base_url"], ["500", None]) as proxy:
+        cfg.base_url = proxy.base_url
+        generate(probs, load_registers(["normal"]), tmp_path, teacher="openai", openai_cfg=cfg, quiet=True)
+    rpm_takes = [a for cap, a in taken if cap == 6000]
+    tpm_takes = [a for cap, a in taken if cap == 600000]
+    assert proxy.count == 6 and proxy.injected == {"500": 3}
+    assert rpm_takes == [1] * 6 and tpm_takes == [100] * 6
+    assert all(b["max_tokens"] == 8 and b["messages"] for b in spent), "the estimate sees the request body"
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["usage"]["requests"] == 6 and man["usage"]["retries"] == 3 and man["usage"]["faults"] == {"http_500": 3}

@@ -1,5 +1,8 @@
-"""OpenAI-compatible teacher: async, bounded concurrency, rate limits, retries with backoff, k samples,
-a content-addressed response cache (a rerun sends 0 requests), failed requests kept with their reason."""
+"""OpenAI-compatible teacher on the `openai` SDK's AsyncOpenAI: bounded concurrency, the SDK's own retries,
+timeouts and Retry-After handling for HTTP and connection faults; on top of it what the SDK does not do: retries of
+replies that arrive but are unusable (malformed JSON, no choices), rpm/tpm limits per request on the wire, k samples
+with a fallback when the server ignores `n`, a content-addressed response cache (a rerun sends 0 requests), and
+failed requests kept with their reason."""
 
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
+import openai
 
 from tracestyle.curate.teachers.ratelimit import Bucket
+from tracestyle.curate.teachers.transport import MeteredTransport, estimate_tokens, retryable_status
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 def _usage_share(usage: dict | None, n: int) -> dict | None:
@@ -83,21 +86,36 @@ class Stats:
 
 
 class RetryableError(Exception):
-    def __init__(self, kind: str, retry_after: float | None = None) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__(kind)
-        self.kind, self.retry_after = kind, retry_after
+        self.kind = kind
 
 
 class FatalError(Exception):
     pass
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    v = resp.headers.get("retry-after")
+def _checked(content: bytes) -> dict:
+    """The reply's JSON, or a RetryableError naming why it is unusable (a 200 can still be garbage)."""
     try:
-        return min(float(v), 120.0) if v is not None else None
+        data = json.loads(content)
     except ValueError:
-        return None
+        raise RetryableError("malformed_json") from None
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        raise RetryableError("empty_choices")
+    for ch in data["choices"]:
+        msg = ch.get("message") if isinstance(ch, dict) else None
+        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+            raise RetryableError("malformed_choice")
+    return data
+
+
+def _sdk_fault(e: openai.APIError) -> str:
+    if isinstance(e, openai.APIStatusError):
+        return f"http_{e.status_code}"
+    if isinstance(e, openai.APITimeoutError):
+        return "timeout"
+    return "connection:" + type(e.__cause__ or e).__name__
 
 
 class OpenAITeacher:
@@ -110,55 +128,42 @@ class OpenAITeacher:
         self.api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
         self._server_ignores_n = cfg.n_mode == "repeat"
 
-    async def _post(self, client: httpx.AsyncClient, body: dict) -> dict:
-        try:
-            resp = await client.post("/chat/completions", json=body)
-        except httpx.TimeoutException:
-            raise RetryableError("timeout") from None
-        except (httpx.TransportError, httpx.StreamError) as e:
-            raise RetryableError("connection:" + type(e).__name__) from None
-        if resp.status_code in RETRY_STATUS:
-            raise RetryableError(f"http_{resp.status_code}", _retry_after(resp))
-        if resp.status_code >= 400:
-            raise FatalError(f"http_{resp.status_code}: {resp.text[:200]}")
-        try:
-            data = resp.json()
-        except ValueError:
-            raise RetryableError("malformed_json") from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
-            raise RetryableError("empty_choices")
-        for ch in data["choices"]:
-            msg = ch.get("message") if isinstance(ch, dict) else None
-            if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
-                raise RetryableError("malformed_choice")
-        return data
-
-    async def _request(self, client, body: dict, rpm: Bucket, tpm: Bucket) -> dict:
-        est = body["max_tokens"] * body.get("n", 1) + sum(len(m["content"]) for m in body["messages"]) // 4
-        last = "unknown"
-        for attempt in range(self.cfg.max_retries + 1):
-            await rpm.take(1)
-            await tpm.take(est)
-            self.stats.requests += 1
+    async def _request(self, client: openai.AsyncOpenAI, body: dict, tpm: Bucket) -> dict:
+        """One logical request. The SDK retries HTTP and connection faults itself; a reply that arrives but is
+        unusable is retried here, and both draw on the same budget of max_retries + 1 attempts."""
+        used, last = 0, "unknown"
+        while used <= self.cfg.max_retries:
             try:
-                data = await self._post(client, body)
-                used = data.get("usage") or {}
-                self.stats.prompt_tokens += int(used.get("prompt_tokens") or 0)
-                self.stats.completion_tokens += int(used.get("completion_tokens") or 0)
-                tpm.refund(max(0, est - int(used.get("total_tokens") or est)))
-                return data
+                raw = await client.with_options(max_retries=self.cfg.max_retries - used) \
+                    .chat.completions.with_raw_response.create(**body)
+            except openai.APIError as e:
+                kind = _sdk_fault(e)
+                if isinstance(e, openai.APIStatusError) and not retryable_status(e.status_code):
+                    raise FatalError(f"{kind}: {e.response.text[:200]}") from None
+                self.stats.retries += self.cfg.max_retries - used
+                raise FatalError(f"gave up after {self.cfg.max_retries + 1} attempts: {kind}") from None
+            used += raw.retries_taken + 1
+            self.stats.retries += raw.retries_taken
+            try:
+                data = _checked(raw.http_response.content)
             except RetryableError as e:
                 last = e.kind
                 self.stats.fault(e.kind)
-                if attempt == self.cfg.max_retries:
+                if used > self.cfg.max_retries:
                     break
                 self.stats.retries += 1
-                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** attempt)
-                delay = e.retry_after if e.retry_after is not None else delay * (0.5 + random.random())
-                await asyncio.sleep(delay)
-        raise FatalError(f"gave up after {self.cfg.max_retries + 1} attempts: {last}")
+                delay = min(self.cfg.backoff_max, self.cfg.backoff_base * 2 ** (used - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                continue
+            usage = data.get("usage") or {}
+            self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+            est = estimate_tokens(body)
+            tpm.refund(max(0, est - int(usage.get("total_tokens") or est)))
+            return data
+        raise FatalError(f"gave up after {used} attempts: {last}")
 
-    async def _job(self, client, job: Job, *, cache: dict, log: AppendLog, rpm: Bucket, tpm: Bucket,
+    async def _job(self, client, job: Job, *, cache: dict, log: AppendLog, tpm: Bucket,
                    sem: asyncio.Semaphore, results: list, failed: list) -> None:
         sampling = self.cfg.sampling()
         keys = [cache_key(job.messages, sampling, i) for i in range(self.cfg.k)]
@@ -172,7 +177,7 @@ class OpenAITeacher:
                 if use_n:
                     body["n"] = len(idx)
                 try:
-                    data = await self._request(client, body, rpm, tpm)
+                    data = await self._request(client, body, tpm)
                 except FatalError as e:
                     self.stats.failed += len(missing)
                     for i in missing:
@@ -205,17 +210,18 @@ class OpenAITeacher:
     async def arun(self, jobs: list[Job]) -> tuple[list[dict], list[dict]]:
         log = AppendLog(self.cache_path)
         cache = {r["key"]: r for r in log.rows if "key" in r and "text" in r}
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        timeout = httpx.Timeout(self.cfg.timeout, connect=min(10.0, self.cfg.timeout))
-        limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
         rpm, tpm = Bucket(self.cfg.rpm), Bucket(self.cfg.tpm)
         sem = asyncio.Semaphore(self.cfg.concurrency)
         results: list[dict] = []
         failed: list[dict] = []
+        http = httpx2.AsyncClient(transport=MeteredTransport(self.stats, rpm, tpm, self.cfg.concurrency))
+        # a local server needs no key, but the SDK refuses to start without one
+        client = openai.AsyncOpenAI(base_url=self.cfg.base_url.rstrip("/"), api_key=self.api_key or "none",
+                                    timeout=httpx2.Timeout(self.cfg.timeout, connect=min(10.0, self.cfg.timeout)),
+                                    max_retries=self.cfg.max_retries, http_client=http)
         try:
-            async with httpx.AsyncClient(base_url=self.cfg.base_url.rstrip("/"), headers=headers,
-                                         timeout=timeout, limits=limits) as client:
-                await asyncio.gather(*(self._job(client, j, cache=cache, log=log, rpm=rpm, tpm=tpm, sem=sem,
+            async with client:
+                await asyncio.gather(*(self._job(client, j, cache=cache, log=log, tpm=tpm, sem=sem,
                                                  results=results, failed=failed)
                                        for j in jobs))
         finally:
