@@ -25,8 +25,12 @@ setup: $(BIN)/.installed
 
 $(BIN)/.server: $(BIN)/.installed
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
-	# headless Chromium for the report-rendering test, where apt is available (the test skips otherwise)
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || true
+	# PhantomWiki declares Python >= 3.12, but its code runs on 3.11 (tested in tests/test_task_sources.py)
+	$(BIN)/pip install -q --ignore-requires-python 'phantom-wiki==1.0.3'
+	# headless Chromium for the report-rendering test and SWI-Prolog for PhantomWiki, where apt is available
+	# (their tests skip otherwise)
+	(command -v chromium >/dev/null && command -v swipl >/dev/null) || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium swi-prolog-nox) || true
 	touch $@
 
 setup-test: setup $(BIN)/.server

@@ -12,10 +12,11 @@ from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.distill.models import load_preset
-from tracestyle.errors import InputError
+from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS
 from tracestyle.tasks.kg.refs import get_kg
+from tracestyle.tasks.reasoning_gym.source import dataset_names
 
 TEACHER_KEYS = {"kind", "base_url", "model", "api_key_env", "temperature", "top_p", "k", "max_tokens", "concurrency",
                 "rpm", "tpm", "timeout", "max_retries", "seed"}
@@ -35,6 +36,8 @@ class GridSpec:
     teacher: str | dict = "template"
     train_hops: list[int] = field(default_factory=lambda: [1, 3])
     eval_hops: list[int] = field(default_factory=lambda: [4, 5])
+    rg_dataset: str | None = None       # reasoning_gym: the generator, e.g. family_relationships
+    rg_config: dict = field(default_factory=dict)   # reasoning_gym: the generator's options
     answer_sets: bool = False           # KG: also ask questions whose answer is any of a set
     distractors: int | None = None      # KG: distractor facts beside the path's (default: hops + 2)
     train_n: int = 300
@@ -115,6 +118,14 @@ class GridSpec:
                 get_kg(self.kg)
             except InputError as e:
                 bad("kg", str(e))
+        if self.task == "reasoning_gym":
+            try:
+                if self.rg_dataset not in dataset_names():
+                    bad("rg_dataset", f"unknown or missing reasoning-gym dataset {self.rg_dataset!r}")
+            except MissingExtraError as e:
+                bad("task", str(e))
+            if not isinstance(self.rg_config, dict):
+                bad("rg_config", f"must be a mapping of the generator's options, got {self.rg_config!r}")
         if not self.seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
             bad("seeds", f"must be a non-empty list of integers, got {self.seeds!r}")
         if self.eval_max_new_tokens != "auto" and (not isinstance(self.eval_max_new_tokens, int)
@@ -188,7 +199,8 @@ class GridSpec:
 
     def task_options(self) -> dict:
         return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),
-                "answer_sets": self.answer_sets, "distractors": self.distractors}
+                "answer_sets": self.answer_sets, "distractors": self.distractors, "rg_dataset": self.rg_dataset,
+                "rg_config": self.rg_config}
 
 
 def _line(path: Path, key: str) -> int | None:

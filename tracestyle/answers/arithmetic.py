@@ -79,6 +79,7 @@ def normalize(line: str) -> str:
     # "25 / 1/3", "14 / 1 / 4": dividing by a fraction written without brackets
     s = re.sub(r"(?<=[/÷])(\s+)(\d+(?:\.\d+)?)/(\d+(?:\.\d+)?)(?![\d/.])", r"\1(\2/\3)", s)
     s = re.sub(r"/\s*1\s*/\s*(\d+(?:\.\d+)?)(?![\d/.])", r"/ (1/\1)", s)
+    s = re.sub(r"÷\s*(\d+(?:\.\d+)?)/(\d+(?:\.\d+)?)(?![\d/.])", r"÷ (\1/\2)", s)       # "10÷1/2" = 20
     s = _MIXED.sub(r"(\1+\2/\3)", s)
     for rx, rep in _WORDS:
         s = rx.sub(rep, s)

@@ -43,8 +43,29 @@ def add_task_args(p: argparse.ArgumentParser, problems_file: bool = True) -> Non
     p.add_argument("--closed-book", action="store_true", help="KG: no facts in the prompt")
     p.add_argument("--answer-sets", action="store_true",
                    help="KG: also ask questions whose chain fans out (any entity of the answer set is right)")
+    p.add_argument("--rg-dataset", default=None,
+                   help="reasoning_gym: the generator (family_relationships, shortest_path, gsm_symbolic, ...)")
+    p.add_argument("--rg-config", type=json_mapping, default=None,
+                   help="reasoning_gym: the generator's options as JSON, e.g. '{\"min_family_size\": 4}'")
+    p.add_argument("--pw-dir", default=None,
+                   help="phantomwiki: a PhantomWiki output folder (facts.pl, questions/) instead of generating one")
+    p.add_argument("--pw-size", type=int, default=26, help="phantomwiki: people per family tree when generating")
+    p.add_argument("--pw-depth", type=int, default=10, help="phantomwiki: question template depth (10: 1-4 hops)")
     if problems_file:
         p.add_argument("--problems", default=None, help="a problems JSONL instead of --task/--split")
+
+
+def json_mapping(text: str) -> dict:
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def load_task_problems(args) -> list[dict]:
@@ -60,5 +81,6 @@ def load_task_problems(args) -> list[dict]:
         raise InputError("n must be at least 1", field="n")
     options = {"data": args.data, "kg": args.kg or "devops", "train_hops": args.train_hops,
                "eval_hops": args.eval_hops, "mc": args.mc, "open_book": not args.closed_book,
-               "answer_sets": args.answer_sets}
+               "answer_sets": args.answer_sets, "rg_dataset": args.rg_dataset, "rg_config": args.rg_config,
+               "pw_dir": args.pw_dir, "pw_size": args.pw_size, "pw_depth": args.pw_depth}
     return get_task(args.task).load_problems(split=args.split, n=args.n, seed=args.seed, options=options)

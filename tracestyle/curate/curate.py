@@ -40,8 +40,13 @@ def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problem
         if not isinstance(r[f["question"]], str) or not r[f["question"]].strip():
             raise InputError("expected a non-empty string", path, line, f["question"])
         gold = r[f["gold"]]
-        if isinstance(gold, bool) or not (isinstance(gold, str) and gold.strip() or finite_number(gold)):
-            raise InputError("expected a non-empty string or a finite number", path, line, f["gold"])
+
+        def one(g) -> bool:
+            return not isinstance(g, bool) and (isinstance(g, str) and g.strip() or finite_number(g))
+        if isinstance(gold, list) and gold and all(one(g) for g in gold):
+            gold = "|".join(str(g) for g in gold)      # an answer set, as gold_list reads it back
+        elif not one(gold):
+            raise InputError("expected a non-empty string, a finite number or a list of them", path, line, f["gold"])
         if need_register and not isinstance(r.get(f["register"]), str):
             raise InputError("missing required field (the compliance filter needs it)", path, line, f["register"])
         pid = r.get(f["id"], f"line-{line}")

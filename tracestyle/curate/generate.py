@@ -14,6 +14,7 @@ from tracestyle.jsonl import write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.progress import progress_bar
 from tracestyle.prompts import Register
+from tracestyle.tasks import task_of
 
 
 def _row(problem: dict, reg: Register, teacher: str, model: str | None, *, sample: int, text: str) -> dict:
@@ -50,7 +51,7 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
                     adv(1)
     elif teacher == "openai":
         ocfg = openai_cfg or OpenAIConfig()
-        jobs = [Job(reg.teacher_messages(p["task"], p), {"problem_id": p["id"], "register": reg.name})
+        jobs = [Job(reg.teacher_messages(task_of(p).template_set, p), {"problem_id": p["id"], "register": reg.name})
                 for reg in registers.values() for p in problems]
         with progress_bar(f"openai teacher ({ocfg.model})", len(jobs), quiet) as adv:
             tch = OpenAITeacher(ocfg, cache or out / "cache" / "responses.jsonl", progress=adv)
@@ -72,7 +73,7 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
             raise InputError("the vllm teacher needs --model", field="model")
         ocfg = openai_cfg or OpenAIConfig()
         pairs = [(reg, p) for reg in registers.values() for p in problems]
-        outs = generate_vllm(vllm_model, [reg.teacher_messages(p["task"], p) for reg, p in pairs], k=ocfg.k,
+        outs = generate_vllm(vllm_model, [reg.teacher_messages(task_of(p).template_set, p) for reg, p in pairs], k=ocfg.k,
                              temperature=ocfg.temperature, top_p=ocfg.top_p, max_tokens=ocfg.max_tokens,
                              seed=ocfg.seed)
         rows = [_row(p, reg, "vllm", vllm_model, sample=i, text=t) for (reg, p), texts in zip(pairs, outs)

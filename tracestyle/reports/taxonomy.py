@@ -3,6 +3,7 @@
 KG: hallucinated edge, inverted relation, skipped hop (shortcut), wrong entity, broken chain, no answer, loop.
 GSM8K: no answer, arithmetic error, dropped intermediate value, forgotten premise, answer overwriting,
 aggregation error, relation inversion, operation omission, loop degeneration.
+reasoning-gym: taxonomy_rg.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from tracestyle.answers.numbers import all_numbers, numbers_equal, parse_number
 from tracestyle.answers.repetition import is_loop
 from tracestyle.registry import Registry
+from tracestyle.reports.taxonomy_rg import rg_category
 from tracestyle.tasks.kg.path import reachable
 
 _NUM = r"\$?\(?-?\d[\d,]*(?:\.\d+)?\)?"
@@ -136,6 +138,7 @@ def gsm8k_category(row: dict, problem: dict) -> str:
 CATEGORIZERS: Registry = Registry("failure taxonomy")
 CATEGORIZERS.add("kg", kg_category)
 CATEGORIZERS.add("gsm8k", gsm8k_category)
+CATEGORIZERS.add("reasoning_gym", lambda row, problem: rg_category(row, problem, gsm8k_category))
 
 
 def categorize(row: dict, problem: dict) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from tracestyle.registry import Registry
 from tracestyle.tasks.base import Task
 from tracestyle.tasks.gsm8k import GSM8KTask
-from tracestyle.tasks.kg import KGTask
+from tracestyle.tasks.kg import KGTask, PhantomWikiSource
+from tracestyle.tasks.reasoning_gym import ReasoningGymTask
 from tracestyle.verdict import Verdict
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.add("gsm8k", GSM8KTask())
 TASKS.add("kg", KGTask())
+TASKS.add("reasoning_gym", ReasoningGymTask())
+TASKS.add("phantomwiki", PhantomWikiSource())
 
 
 def get_task(name: str) -> Task:

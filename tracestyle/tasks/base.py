@@ -10,9 +10,16 @@ class Task:
     trace verifiers of its own (KG: the path)."""
 
     name: str = ""
+    # which register templates render it (user_<templates>.j2, render_<templates>.j2); default: the task's name.
+    # Tasks whose solutions have the generic shape (facts, goal, steps, answer) share "steps".
+    templates: str = ""
     difficulty_key: str = ""        # the key of problem["difficulty"] that strata are reported by
     # several gold answers (a set): must an output name all of them, or any one? Problems may override it.
     answer_match: str = "all"
+
+    @property
+    def template_set(self) -> str:
+        return self.templates or self.name
 
     def load_problems(self, *, split: str, n: int | None, seed: int, options: dict) -> list[dict]:
         raise NotImplementedError

@@ -8,4 +8,5 @@ from tracestyle.tasks import task_of
 
 
 def template_trace(problem: dict, register: Register) -> str:
-    return register.reference(problem["task"], task_of(problem).solution_context(problem))
+    task = task_of(problem)
+    return register.reference(task.template_set, task.solution_context(problem))

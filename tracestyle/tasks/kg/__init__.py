@@ -5,6 +5,7 @@ from __future__ import annotations
 from tracestyle.errors import InputError
 from tracestyle.tasks.base import Task
 from tracestyle.tasks.kg.path import verify_kg_path
+from tracestyle.tasks.kg.phantomwiki import phantomwiki_problems
 from tracestyle.tasks.kg.questions import DEFAULT_HOPS, generate_kg_problems
 from tracestyle.tasks.kg.refs import resolve_kg
 from tracestyle.tasks.kg.score import verify_kg
@@ -48,6 +49,17 @@ class KGTask(Task):
             except InputError as e:
                 msg = str(e).split(": ", 1)[-1] if str(e).startswith("field") else str(e)
                 raise InputError(msg, where, p.get("__line__"), "kg") from None
+
+
+class PhantomWikiSource(KGTask):
+    """PhantomWiki's questions as KG problems (rows say task "kg": scored and path-checked as KG problems)."""
+    name = "phantomwiki"
+    templates = "kg"
+
+    def load_problems(self, *, split: str, n: int | None, seed: int, options: dict) -> list[dict]:
+        if n is not None and n < 1:
+            raise InputError("n must be at least 1", field="n")
+        return phantomwiki_problems(split, 100 if n is None else n, seed, options)
 
 
 def _kg_or_none(problem: dict):
