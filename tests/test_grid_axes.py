@@ -85,7 +85,8 @@ def test_bad_axes_name_file_line_and_key(tmp_path, extra, key):
     assert f":{4}" in r.stderr or "line 4" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("name", ["kg_grid.yaml", "corruption_mix_grid.yaml", "gsm8k_steps_grid.yaml"])
+@pytest.mark.parametrize("name", ["kg_grid.yaml", "corruption_mix_grid.yaml", "gsm8k_steps_grid.yaml",
+                                  "reasoning_gym_grid.yaml", "phantomwiki_grid.yaml"])
 def test_example_specs_load(name):
     from pathlib import Path
 

@@ -38,6 +38,9 @@ class GridSpec:
     eval_hops: list[int] = field(default_factory=lambda: [4, 5])
     rg_dataset: str | None = None       # reasoning_gym: the generator, e.g. family_relationships
     rg_config: dict = field(default_factory=dict)   # reasoning_gym: the generator's options
+    pw_dir: str | None = None           # phantomwiki: a PhantomWiki folder you bring (default: generated per split)
+    pw_size: int = 26                   # phantomwiki: people per family tree when generating
+    pw_depth: int = 10                  # phantomwiki: question template depth (10: 1-4 hops)
     answer_sets: bool = False           # KG: also ask questions whose answer is any of a set
     distractors: int | None = None      # KG: distractor facts beside the path's (default: hops + 2)
     train_n: int = 300
@@ -87,9 +90,9 @@ class GridSpec:
             if k not in known:
                 raise InputError(f"unknown key (known: {', '.join(sorted(known))})", str(p), _line(p, k), k)
         # paths in a spec are relative to the spec's folder, so a spec runs from anywhere
-        for k in ("kg", "registers_dir"):
+        for k in ("kg", "registers_dir", "pw_dir"):
             v = data.get(k)
-            if isinstance(v, str) and (v.endswith(".json") or k == "registers_dir") and not Path(v).is_absolute():
+            if isinstance(v, str) and (v.endswith(".json") or k != "kg") and not Path(v).is_absolute():
                 data[k] = str((p.parent / v).resolve())
         spec = cls(**data)
         spec.validate(str(p))
@@ -200,7 +203,7 @@ class GridSpec:
     def task_options(self) -> dict:
         return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),
                 "answer_sets": self.answer_sets, "distractors": self.distractors, "rg_dataset": self.rg_dataset,
-                "rg_config": self.rg_config}
+                "rg_config": self.rg_config, "pw_dir": self.pw_dir, "pw_size": self.pw_size, "pw_depth": self.pw_depth}
 
 
 def _line(path: Path, key: str) -> int | None:
