@@ -25,6 +25,8 @@ setup: $(BIN)/.installed
 
 $(BIN)/.server: $(BIN)/.installed
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	# mlx on the CPU (Linux wheels: mlx[cpu]) for the mlx backend's real train + eval test
+	$(BIN)/pip install -q 'mlx[cpu]' mlx-lm
 	# PhantomWiki declares Python >= 3.12, but its code runs on 3.11 (tested in tests/test_task_sources.py)
 	$(BIN)/pip install -q --ignore-requires-python 'phantom-wiki==1.0.3'
 	# headless Chromium for the report-rendering test and SWI-Prolog for PhantomWiki, where apt is available

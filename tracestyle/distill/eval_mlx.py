@@ -15,7 +15,13 @@ def generate_mlx(student: str, adapter: str | None, questions: list[str], *, max
     except ImportError:
         raise MissingExtraError("mlx-lm", "mlx") from None
 
+    import mlx.core as mx
+
     model, tok = load(resolve_model_path(load_preset(student).model), adapter_path=adapter)
+    if mx.default_device() == mx.cpu:
+        # float32 on a CPU, as the transformers and CTranslate2 paths use there: bfloat16 (the checkpoint's
+        # dtype, mlx's default) changes greedy outputs from the first tokens on
+        model.set_dtype(mx.float32)
     sampler = make_sampler(temp=temperature)
     return [generate(model, tok, prompt=build_prompt(tok, q, fmt), max_tokens=max_new_tokens, sampler=sampler)
             for q in questions]

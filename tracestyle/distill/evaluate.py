@@ -12,7 +12,7 @@ from tracestyle.distill.config import config_from_preset
 from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import generate_mlx
 from tracestyle.distill.eval_vllm import generate_vllm_lora
-from tracestyle.distill.generation import generate_batch, load_for_generation, weights_file
+from tracestyle.distill.generation import generate_batch, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.models import load_tokenizer
 from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
@@ -69,7 +69,9 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
     t0 = time.time()
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
-    backend = resolve_backend(backend, device)
+    # an adapter mlx-lm trained is read by mlx alone
+    backend = "mlx" if backend == "auto" and adapter and trained_kind(adapter) == "mlx_lora" else \
+        resolve_backend(backend, device)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
            "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])

@@ -11,8 +11,11 @@ from tracestyle.errors import InputError
 
 
 def trained_kind(folder: str | Path) -> str:
-    """'lora' (adapter_config.json) or 'full' (a whole fine-tuned model: config.json + model.safetensors)."""
+    """'lora' (a peft adapter: adapter_config.json), 'mlx_lora' (an mlx-lm adapter: adapters.safetensors) or
+    'full' (a whole fine-tuned model: config.json + model.safetensors)."""
     f = Path(folder)
+    if (f / "adapters.safetensors").exists() and not (f / "adapter_model.safetensors").exists():
+        return "mlx_lora"
     if (f / "adapter_config.json").exists():
         return "lora"
     if (f / "config.json").exists() and any(f.glob("model*.safetensors")):
@@ -23,12 +26,17 @@ def trained_kind(folder: str | Path) -> str:
 
 def weights_file(folder: str | Path) -> Path:
     f = Path(folder)
-    return f / "adapter_model.safetensors" if trained_kind(f) == "lora" else sorted(f.glob("model*.safetensors"))[0]
+    kind = trained_kind(f)
+    if kind == "mlx_lora":
+        return f / "adapters.safetensors"
+    return f / "adapter_model.safetensors" if kind == "lora" else sorted(f.glob("model*.safetensors"))[0]
 
 
 def load_for_generation(student: str, adapter: str | None, device: str):
     """The student with its trained weights: a LoRA adapter merged in (no LoRA cost per token), or the folder
     of a fully fine-tuned model (`train --full`) in place of the base weights."""
+    if adapter and trained_kind(adapter) == "mlx_lora":
+        raise InputError("an mlx-lm adapter (train --backend mlx): evaluate it with --backend mlx", str(adapter))
     tok = load_tokenizer(student)
     tok.padding_side = "left"
     dtype = "float32" if device == "cpu" else "bfloat16"

@@ -90,10 +90,30 @@ def bundled_gguf(name: str = "smollm2-135m") -> Path:
     return BUNDLED[name]()
 
 
+def _legacy_rope_keys(config: Path) -> None:
+    """transformers 5 writes RoPE settings under `rope_parameters`; readers of the older schema (mlx-lm, older vLLM
+    and converters) look for a top-level `rope_theta` and silently fall back to 10,000 without it (SmolLM2 uses
+    100,000: the model still talks, but worse). Both keys, so every reader gets the same model."""
+    import json
+
+    cfg = json.loads(config.read_text())
+    rope = cfg.get("rope_parameters") or {}
+    # one setting for every layer, or (Gemma 3) one for global and one for sliding-window layers
+    want = {"rope_theta": rope.get("rope_theta", (rope.get("full_attention") or {}).get("rope_theta")),
+            "rope_local_base_freq": (rope.get("sliding_attention") or {}).get("rope_theta")}
+    want = {k: v for k, v in want.items() if v is not None and cfg.get(k) != v}
+    if want:
+        cfg.update(want)
+        tmp = config.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cfg, indent=2))
+        os.replace(tmp, config)
+
+
 def bundled_model_dir(name: str = "smollm2-135m") -> Path:
     """Convert a bundled GGUF to an ordinary transformers folder once (dequantised, bf16 storage); reuse after."""
     out = cache_root() / "models" / name
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        _legacy_rope_keys(out / "config.json")
         return out
     gguf = bundled_gguf(name)
     quiet_transformers()
@@ -107,6 +127,7 @@ def bundled_model_dir(name: str = "smollm2-135m") -> Path:
                                                  dtype=torch.bfloat16)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    _legacy_rope_keys(tmp / "config.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, out)

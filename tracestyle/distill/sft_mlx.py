@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
@@ -30,13 +31,33 @@ def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n
             "batch_size": cfg.batch_size, "iters": iters, "learning_rate": cfg.lr, "max_seq_length": cfg.max_length,
             "seed": cfg.seed, "mask_prompt": True, "grad_accumulation_steps": cfg.grad_accum,
             "steps_per_report": 1, "steps_per_eval": cfg.eval_every, "save_every": cfg.save_every,
+            # the whole (small) validation file, not mlx-lm's default of 25 batches
+            "val_batches": max(1, -(-max(1, n_rows // 20) // cfg.batch_size)),
             "lora_parameters": {"rank": cfg.lora_r, "scale": cfg.lora_alpha / cfg.lora_r,
                                 "dropout": cfg.lora_dropout, "keys": [f"self_attn.{t}" if t.endswith("_proj") and
                                                                       t[0] in "qkvo" else f"mlp.{t}"
                                                                       for t in cfg.lora_targets]}}
 
 
+# mlx-lm's report lines: "Iter 5: Train loss 1.234, ..." (before 0.30) or a table row "5  1.234 ▼  2  0.3k" /
+# "5  val 0.815  31.7s" (0.30 on, coloured)
 _LOSS = re.compile(r"Iter (\d+): (Train|Val) loss ([\d.]+)")
+_ROW = re.compile(r"^[ \t]*(\d+)[ \t]+(val[ \t]+)?([\d.]+)\b(?:[ \t]*[▼▲=]?[ \t]+\S+[ \t]+([\d.]+)(k|M)?)?", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_mlx_log(log: str) -> tuple[list[dict], float | None]:
+    """Per-step train and validation loss from mlx-lm's output, and the tokens it trained on (when it says)."""
+    log = _ANSI.sub("", log)
+    metrics: dict[int, dict] = {}
+    tokens = None
+    for it, kind, loss in _LOSS.findall(log):
+        metrics.setdefault(int(it), {"step": int(it)})["loss" if kind == "Train" else "eval_loss"] = float(loss)
+    for it, val, loss, tok, unit in _ROW.findall(log):
+        metrics.setdefault(int(it), {"step": int(it)})["eval_loss" if val else "loss"] = float(loss)
+        if tok and not val:
+            tokens = float(tok) * {"k": 1e3, "M": 1e6}.get(unit, 1)
+    return [metrics[k] for k in sorted(metrics)], tokens
 
 
 def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
@@ -49,17 +70,29 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
 
     out = Path(out_dir)
     data = out / "mlx_data"
-    n_valid = max(1, len(rows) // 20)
-    write_jsonl(data / "train.jsonl", mlx_dataset(rows[n_valid:], cfg.prompt_format))
-    write_jsonl(data / "valid.jsonl", mlx_dataset(rows[:n_valid], cfg.prompt_format))
+    # mlx-lm needs at least a batch in each file; a set too small to spare one validates on its first batch
+    n_valid = max(cfg.batch_size, len(rows) // 20)
+    train_rows, valid_rows = (rows[n_valid:], rows[:n_valid]) if len(rows) - n_valid >= cfg.batch_size \
+        else (rows, rows[: cfg.batch_size])
+    if len(train_rows) < cfg.batch_size:
+        raise InputError(f"{len(rows)} training rows, fewer than one batch of {cfg.batch_size}", field="batch_size")
+    write_jsonl(data / "train.jsonl", mlx_dataset(train_rows, cfg.prompt_format))
+    write_jsonl(data / "valid.jsonl", mlx_dataset(valid_rows, cfg.prompt_format))
     conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out), len(rows))
     (out / "mlx_config.yaml").write_text(yaml.safe_dump(conf))
+    t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "mlx_config.yaml")],
                           capture_output=True, text=True)
+    elapsed = time.time() - t0
     if proc.returncode != 0:
         raise InputError(f"mlx_lm lora failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
-    metrics = {}
-    for it, kind, loss in _LOSS.findall(proc.stdout + proc.stderr):
-        metrics.setdefault(int(it), {"step": int(it)})["loss" if kind == "Train" else "eval_loss"] = float(loss)
-    write_jsonl(out / "metrics.jsonl", [metrics[k] for k in sorted(metrics)])
-    return {"steps": conf["iters"], "log": json.dumps(proc.stdout[-500:])}
+    metrics, tokens = parse_mlx_log(proc.stdout + proc.stderr)
+    if not any("loss" in m for m in metrics):
+        raise InputError("mlx_lm lora finished but reported no training loss (an output format this version of "
+                         "tracestyle does not read): " + _ANSI.sub("", proc.stdout)[-300:])
+    write_jsonl(out / "metrics.jsonl", metrics)
+    import mlx.core as mx
+
+    return {"steps": conf["iters"], "examples": len(train_rows), "heldout": len(valid_rows),
+            "seconds": round(elapsed, 2), "tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
+            "device": f"mlx:{mx.default_device()}", "log": json.dumps(_ANSI.sub("", proc.stdout)[-500:])}
