@@ -43,6 +43,8 @@ def export_dataset(src: str | Path, out_dir: str | Path, *, tokenizer: str | Non
         import datasets
     except ImportError:
         raise MissingExtraError("datasets", "hub") from None
+    # the export is one short step with its own summary line; datasets' per-shard bars would only add noise
+    datasets.disable_progress_bars()
     cur = find_curated(src)
     man = json.loads((cur / "manifest.json").read_text())
     kept = read_jsonl(cur / "kept.jsonl", allow_empty=True)
