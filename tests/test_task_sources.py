@@ -157,3 +157,26 @@ def test_phantomwiki_generate_curate_train_eval(tmp_path):
     r = run_cli("problems", "--task", "phantomwiki", "--pw-dir", str(tmp_path), "--n", "2",
                 "--out", str(tmp_path / "x.jsonl"), env=env)
     assert r.returncode == 2 and "no facts.pl" in r.stderr and str(tmp_path) in r.stderr
+
+
+@pytest.mark.slow
+def test_reasoning_gym_in_a_tiny_grid(tmp_path):
+    """A grid spec on a reasoning-gym generator: token-matched registers, a corrupted condition, the step checker
+    and reasoning-gym's verifier in the results, a report."""
+    import csv
+
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("task: reasoning_gym\nrg_dataset: gsm_symbolic\nregisters: [normal, titanium]\n"
+                    "students: [smollm2-135m]\ntrain_n: 16\neval_n: 4\nbatch_size: 2\neval_max_new_tokens: 24\n"
+                    "eval_batch_size: 4\ntoken_budget: 800\ncorruption: [wrong_value]\ncorruption_registers: [normal]\n"
+                    "curriculum: easy_first\nnll_sample: 2\n")
+    out = tmp_path / "run"
+    _ok(run_cli("grid", str(spec), "--out", str(out)))
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {x["register"] for x in rows} == {"base", "normal", "titanium", "normal+wrong_value"}
+    assert all(int(x["n"]) == 4 for x in rows) and "steps_valid_rate" in rows[0], rows
+    tok = json.loads((out / "data" / "tokens.json").read_text())
+    assert all(v["within"] for v in tok["registers"].values()), tok
+    bad = _rows(out / "data" / "normal+wrong_value.jsonl")
+    assert bad and all(x["corruption"]["kind"] == "wrong_value" for x in bad)
+    assert "reasoning_gym" in (out / "report.md").read_text()

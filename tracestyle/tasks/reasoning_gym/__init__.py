@@ -44,12 +44,16 @@ class ReasoningGymTask(Task):
         if not raw:
             return Verdict(False, "no_answer", None, {"extractor": "none"})
         entry = problem["rg_entry"]
-        score = float(score_fn(problem["rg_dataset"])(raw, entry))
-        gold = parse_number(str(entry["answer"]))
-        nums = all_numbers(raw)
-        if score < 1.0 and gold is not None and len(nums) == 1 and numbers_equal(nums[0], gold):
-            # "$288", "288 apples" or "288.0" for gold "288": the verifier compares strings, we compare numbers
-            score = float(score_fn(problem["rg_dataset"])(format_number(nums[0]), entry))
+        verify = score_fn(problem["rg_dataset"])
+        try:
+            score = float(verify(raw, entry))
+            gold = parse_number(str(entry["answer"]))
+            nums = all_numbers(raw)
+            if score < 1.0 and gold is not None and len(nums) == 1 and numbers_equal(nums[0], gold):
+                # "$288", "288 apples" or "288.0" for gold "288": the verifier compares strings, we compare numbers
+                score = float(verify(format_number(nums[0]), entry))
+        except Exception as e:  # noqa: BLE001  (one model output must not end a whole evaluation)
+            return Verdict(False, "verifier_error", raw[:100], {"extractor": how, "error": f"{type(e).__name__}: {e}"})
         ok = score >= 1.0
         return Verdict(ok, "ok" if ok else "wrong_answer", raw[:100], {"extractor": how, "rg_score": score})
 
