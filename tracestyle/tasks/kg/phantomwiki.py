@@ -215,8 +215,9 @@ def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int 
         if sorted(prolog_answers.get(qid, set())) != gold:
             summary["query_disagrees"] += 1          # the query, run here, does not give PhantomWiki's answers
             continue
-        trace = json.loads(q["solution_traces"])[0] if q.get("solution_traces") else {}
-        bind = {**{k: str(v) for k, v in trace.items()}}
+        traces = q.get("solution_traces") or []
+        traces = json.loads(traces) if isinstance(traces, str) else traces   # a JSON string in phantom-wiki 1.x
+        bind = {k: str(v) for k, v in (traces[0] if traces else {}).items()}
         hops = []
         for pred, inv, t1, t2 in hops_t:
             a = start if t1.startswith('"') else bind.get(t1)
