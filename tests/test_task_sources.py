@@ -130,6 +130,14 @@ def test_phantomwiki_questions_become_path_checked_kg_problems(tmp_path, monkeyp
     text = f"{hop['from']} {hop['phrase']} {other}.\n#### {p['gold']}"
     s = score(p, text)
     assert s["path_valid"] is False, s
+    # a dataset made without solution traces: the path is found in the KG, the same questions are kept
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    for f in (bare / "questions").glob("*.json"):
+        f.write_text(json.dumps([{k: v for k, v in q.items() if k != "solution_traces"}
+                                 for q in json.loads(f.read_text())]))
+    again, summary2 = import_phantomwiki(bare, "train", 0)
+    assert summary2["kept"] == summary["kept"] and [p["gold"] for p in again] == [p["gold"] for p in problems]
 
 
 @needs_prolog

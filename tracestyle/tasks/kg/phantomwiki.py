@@ -183,6 +183,19 @@ def build_kg(name: str, pairs: dict[str, set]) -> dict:
             "relations": relations, "edges": edges}
 
 
+def _walk_to(kg, start: str, hops: list[dict], goal: set) -> list[dict] | None:
+    """One concrete path along the query's relations from the start to a gold answer (depth-first)."""
+    def go(entity: str, i: int) -> list[dict] | None:
+        if i == len(hops):
+            return [] if entity in goal else None
+        for nxt in kg.targets(entity, hops[i]["relation"], hops[i]["inverse"]):
+            rest = go(nxt, i + 1)
+            if rest is not None:
+                return [{**hops[i], "from": entity, "to": nxt}] + rest
+        return None
+    return go(start, 0)
+
+
 def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int | None = None) -> tuple[list, dict]:
     """KG problems from a PhantomWiki folder (facts.pl + questions); writes folder/kg.json. Returns the problems
     and a summary of what was left out and why."""
@@ -223,6 +236,8 @@ def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int 
             a = start if t1.startswith('"') else bind.get(t1)
             b = start if t2.startswith('"') else bind.get(t2)
             hops.append({"from": a, "relation": pred, "inverse": inv, "to": b, "phrase": kg.phrase(pred, inv)})
+        if not all(h["from"] and h["to"] for h in hops):      # a dataset made with --skip-solution-traces
+            hops = _walk_to(kg, start, hops, set(gold)) or hops
         edges_ok = all(h["from"] and h["to"] and (kg.has_edge(h["to"], h["relation"], h["from"]) if h["inverse"]
                                                  else kg.has_edge(h["from"], h["relation"], h["to"])) for h in hops)
         if not edges_ok or sorted(answer_set(kg, start, hops)) != gold:
