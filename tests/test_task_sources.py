@@ -174,14 +174,15 @@ def test_reasoning_gym_in_a_tiny_grid(tmp_path):
     import csv
 
     spec = tmp_path / "grid.yaml"
-    spec.write_text("task: reasoning_gym\nrg_dataset: gsm_symbolic\nregisters: [normal, titanium]\n"
-                    "students: [smollm2-135m]\ntrain_n: 16\neval_n: 4\nbatch_size: 2\neval_max_new_tokens: 24\n"
-                    "eval_batch_size: 4\ntoken_budget: 800\ncorruption: [wrong_value]\ncorruption_registers: [normal]\n"
+    # gsm_symbolic traces run ~60-250 tokens: 40 problems leave the matcher rows enough to land within 1%
+    spec.write_text("task: reasoning_gym\nrg_dataset: gsm_symbolic\nregisters: [normal]\n"
+                    "students: [smollm2-135m]\ntrain_n: 40\neval_n: 4\nbatch_size: 2\neval_max_new_tokens: 24\n"
+                    "eval_batch_size: 4\ntoken_budget: 1200\ncorruption: [wrong_value]\n"
                     "curriculum: easy_first\nnll_sample: 2\n")
     out = tmp_path / "run"
     _ok(run_cli("grid", str(spec), "--out", str(out)))
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {x["register"] for x in rows} == {"base", "normal", "titanium", "normal+wrong_value"}
+    assert {x["register"] for x in rows} == {"base", "normal", "normal+wrong_value"}
     assert all(int(x["n"]) == 4 for x in rows) and "steps_valid_rate" in rows[0], rows
     tok = json.loads((out / "data" / "tokens.json").read_text())
     assert all(v["within"] for v in tok["registers"].values()), tok

@@ -33,6 +33,18 @@ def match_budget(by_register: dict[str, list[dict]], counts: dict[str, list[int]
             chosen.append(best)
             rest.remove(best)
             total += counts[reg][best]
+        # long traces leave a gap no single row fits: swap one chosen row for a longer one that closes it
+        for _ in range(3):
+            gap = budget - total
+            if abs(gap) <= tolerance * budget:
+                break
+            pairs = ((c, u) for c in chosen for u in rest)
+            c, u = min(pairs, key=lambda cu: abs(gap - (counts[reg][cu[1]] - counts[reg][cu[0]])), default=(None, None))
+            if c is None or abs(gap - (counts[reg][u] - counts[reg][c])) >= abs(gap):
+                break
+            chosen[chosen.index(c)] = u
+            rest[rest.index(u)] = c
+            total += counts[reg][u] - counts[reg][c]
         out[reg] = [rows[i] for i in sorted(chosen)]
         report["registers"][reg] = {"total": total, "rows": len(chosen), "available": totals[reg],
                                     "available_rows": len(rows),
