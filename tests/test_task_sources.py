@@ -149,8 +149,15 @@ def test_phantomwiki_generate_curate_train_eval(tmp_path):
         _ok(run_cli("problems", "--task", "phantomwiki", "--split", split, "--n", n,
                     "--out", str(tmp_path / f"{split}.jsonl"), env=env))
     train, evals = _rows(tmp_path / "train.jsonl"), _rows(tmp_path / "eval.jsonl")
-    people = lambda rows: {h[k] for r in rows for h in r["path"] for k in ("from", "to")}  # noqa: E731
-    assert not people(train) & people(evals), "train and eval are different universes"
+    facts = lambda rows: {(h["from"], h["relation"], h["to"]) for r in rows for h in r["path"]}  # noqa: E731
+    assert train[0]["kg"]["sha256"] != evals[0]["kg"]["sha256"], "train and eval are different universes"
+    assert not facts(train) & facts(evals), "no fact of the train universe answers an eval question"
+    # the same seed gives the same problems (PhantomWiki's own ids and trace order change from run to run)
+    again = tmp_path / "again.jsonl"
+    _ok(run_cli("problems", "--task", "phantomwiki", "--split", "train", "--n", "12", "--out", str(again),
+                env={"TRACESTYLE_CACHE": str(tmp_path / "cache2")}))
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("kg", "domain", "source")} for r in rows]  # noqa: E731
+    assert strip(_rows(again)) == strip(train)
     _ok(run_cli("generate", "--problems", str(tmp_path / "train.jsonl"), "--registers", "normal,gold",
                 "--out", str(tmp_path / "gen")))
     _ok(run_cli("curate", "--in", str(tmp_path / "gen" / "traces.jsonl"), "--task", "kg", "--out", str(tmp_path / "cur")))

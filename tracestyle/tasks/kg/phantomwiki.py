@@ -7,7 +7,8 @@ question's query, so a question is kept only when its own query gives PhantomWik
 KG problem: the chain of its query's relations from the entity it names to the answer, checked by the path
 verifier like any other KG problem.
 
-Each split is its own universe (different seeds: no shared people between train and eval). Generation runs in a
+Each split is its own universe (different seeds): names and dates may repeat between universes (PhantomWiki draws
+from fixed pools), but no fact of one is a fact of the other. Generation runs in a
 subprocess because pyswip keeps one Prolog engine per process, so two universes in one process would merge.
 Counting questions ("How many ...") have no path and are left out (counted in the import summary).
 """
@@ -230,6 +231,9 @@ def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int 
             continue
         traces = q.get("solution_traces") or []
         traces = json.loads(traces) if isinstance(traces, str) else traces   # a JSON string in phantom-wiki 1.x
+        # PhantomWiki lists the traces in a different order on each run: take the first in sorted order, so the
+        # same universe always gives the same reference path
+        traces = sorted(traces, key=lambda t: json.dumps(t, sort_keys=True))
         bind = {k: str(v) for k, v in (traces[0] if traces else {}).items()}
         hops = []
         for pred, inv, t1, t2 in hops_t:
@@ -249,8 +253,8 @@ def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int 
             summary["duplicates"] += 1
             continue
         seen.add(q["question"])
-        key = hashlib.sha256(f"{qid}|{q['question']}".encode()).hexdigest()
-        rng = Random(f"{seed}|{split}|{qid}")
+        key = hashlib.sha256(f"{start}|{q['question']}".encode()).hexdigest()   # ids are fresh uuids per run
+        rng = Random(f"{seed}|{split}|{q['question']}")
         p = make_problem(kg, start, hops, rng, split=split, idx=len(out), seed=seed, mc=False, open_book=True,
                          key=key, ref=ref, answers=gold, distractors=distractors)
         p["id"] = f"pw-{split}-s{seed}-{len(out)}"
