@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tracestyle.jsonl import safe_child
+
+
+def cache_root() -> Path:
+    """Where converted models, CTranslate2 folders and generated PhantomWiki universes are kept."""
+    return Path(os.environ.get("TRACESTYLE_CACHE", Path.home() / ".cache" / "tracestyle"))
 
 
 def cell_dir(out: Path, student: str, register: str, seed: int | None = None) -> Path:

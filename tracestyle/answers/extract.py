@@ -38,6 +38,14 @@ def drop_cut_fragment(text: str) -> str:
     return text[: ends[-1]] if ends and text[: ends[-1]].strip() else text
 
 
+def last_line(text: str, *, truncated: bool | None = None) -> str | None:
+    """The last non-empty line, the flexible fallback when no marker is found; a generation cut off by the token
+    limit loses its unfinished fragment first."""
+    body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
+    lines = [ln for ln in body.strip().split("\n") if ln.strip()]
+    return lines[-1] if lines else None
+
+
 def extract_marked(text: str, names: tuple[str, ...] | None = None, *,
                    truncated: bool | None = None) -> tuple[str | None, str | None]:
     """(answer text, extractor name) from the first extractor in the cascade that matches. `truncated`: the

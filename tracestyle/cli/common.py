@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta
@@ -56,9 +57,6 @@ def add_task_args(p: argparse.ArgumentParser, problems_file: bool = True) -> Non
 
 
 def json_mapping(text: str) -> dict:
-    import argparse
-    import json
-
     try:
         value = json.loads(text)
     except ValueError as e:

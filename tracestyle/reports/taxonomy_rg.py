@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tracestyle.answers.extract import normalize_entity
 from tracestyle.answers.repetition import is_loop
+from tracestyle.tasks.reasoning_gym.solution import MOVES
 
 _PAIRS = [("mother", "father"), ("son", "daughter"), ("grandmother", "grandfather"), ("grandson", "granddaughter"),
           ("husband", "wife"), ("brother", "sister"), ("mother-in-law", "father-in-law"),
@@ -15,7 +16,6 @@ _UP_DOWN = [({"mother", "father"}, {"son", "daughter"}), ({"grandmother", "grand
             ({"mother-in-law", "father-in-law"}, {"son-in-law", "daughter-in-law"}), ({"aunt", "uncle"}, {"nephew", "niece"}),
             ({"husband"}, {"wife"})]
 _INVERSE = {a: down for up, down in _UP_DOWN for a in up} | {b: up for up, down in _UP_DOWN for b in down}
-_MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
 
 def family_category(answer: str, gold: str) -> str:
@@ -38,9 +38,9 @@ def path_category(answer: str, meta: dict) -> str:
     if pos is None:
         return "wrong_answer"
     for m in moves:
-        if m not in _MOVES:
+        if m not in MOVES:
             return "wrong_answer"
-        pos = (pos[0] + _MOVES[m][0], pos[1] + _MOVES[m][1])
+        pos = (pos[0] + MOVES[m][0], pos[1] + MOVES[m][1])
         if not (0 <= pos[0] < len(grid) and 0 <= pos[1] < len(grid[pos[0]])) or grid[pos[0]][pos[1]] == "X":
             return "invalid_move"          # through a blocked cell or off the grid
     if grid[pos[0]][pos[1]] != "#":

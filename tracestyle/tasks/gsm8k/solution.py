@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tracestyle.answers.numbers import all_numbers, numbers_equal, parse_number
-from tracestyle.tasks.gsm8k.source import split_sentences
+from tracestyle.tasks.text import facts_and_goal, split_sentences
 
 # wording that hides an operation, and what it asks for; the Gold register translates the ones a question uses
 TRICKY = [
@@ -27,10 +27,8 @@ TRICKY = [
 
 
 def gsm8k_solution(problem: dict) -> dict:
-    sents = split_sentences(problem["question"])
-    goal_idx = [i for i, s in enumerate(sents) if s.endswith("?")] or [len(sents) - 1]
-    goal = " ".join(sents[i] for i in goal_idx)
-    facts = [s for i, s in enumerate(sents) if i not in goal_idx] or [problem["question"]]
+    facts, goal = facts_and_goal(split_sentences(problem["question"]))
+    facts = facts or [problem["question"]]
     tricky, seen = [], set()
     for rx, phrase, meaning in TRICKY:
         if re.search(rx, problem["question"], re.IGNORECASE) and meaning not in seen:

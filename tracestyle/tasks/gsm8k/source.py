@@ -29,11 +29,6 @@ def default_dir() -> Path:
     raise InputError("GSM8K data not found: pass --data DIR (with train.jsonl/test.jsonl) or set TRACESTYLE_GSM8K")
 
 
-def split_sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9$\"'])", " ".join(text.split()))
-    return [p.strip() for p in parts if p.strip()]
-
-
 def parse_solution(solution: str) -> tuple[list[dict], str]:
     """Split a GSM8K reference solution into steps (line text, calculator expression, result) and the final answer."""
     if "####" not in solution:

@@ -27,6 +27,7 @@ from pathlib import Path
 from random import Random
 
 from tracestyle.errors import InputError, MissingExtraError
+from tracestyle.layout import cache_root
 from tracestyle.tasks.kg.questions import answer_set, make_problem
 from tracestyle.tasks.kg.refs import get_kg, kg_ref
 
@@ -141,10 +142,11 @@ def _prolog_script(facts: Path, relations: list[str], chains: dict[str, tuple]) 
 
 def run_prolog(facts: Path, relations: list[str], chains: dict[str, tuple]) -> tuple[dict, dict]:
     """SWI-Prolog over the universe: every pair of each relation, and each question's answers by its query."""
-    script = Path(tempfile.mkdtemp()) / "pw.pl"
-    script.write_text(_prolog_script(facts, relations, chains))
-    r = subprocess.run(["swipl", "-q", "-g", "main", "-t", "halt", str(script)], capture_output=True, text=True,
-                       timeout=1800)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "pw.pl"
+        script.write_text(_prolog_script(facts, relations, chains))
+        r = subprocess.run(["swipl", "-q", "-g", "main", "-t", "halt", str(script)], capture_output=True,
+                           text=True, timeout=1800)
     if r.returncode != 0:
         raise InputError(f"SWI-Prolog failed on the PhantomWiki program ({r.returncode}): {r.stderr[-400:]}",
                          str(facts))
@@ -280,8 +282,7 @@ def phantomwiki_problems(split: str, n: int, seed: int, options: dict) -> list[d
         size, depth = int(options.get("pw_size") or 26), int(options.get("pw_depth") or 10)
         per_type = max(4, -(-n // 8))               # depth 10: 20 templates, 13 of them chains (1-4 hops)
         pw_seed = 2 * seed + SPLIT_SEED[split] + 1
-        cache = Path(os.environ.get("TRACESTYLE_CACHE", Path.home() / ".cache" / "tracestyle"))
-        folder = cache / "phantomwiki" / f"s{pw_seed}-size{size}-d{depth}-q{per_type}"
+        folder = cache_root() / "phantomwiki" / f"s{pw_seed}-size{size}-d{depth}-q{per_type}"
         generate_universe(folder, seed=pw_seed, size=size, questions_per_type=per_type, depth=depth)
     problems, summary = import_phantomwiki(folder, split, seed, distractors=options.get("distractors"))
     if len(problems) < n:

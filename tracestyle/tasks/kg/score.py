@@ -6,15 +6,14 @@ import re
 
 from tracestyle.answers.extract import (
     STRICT,
-    drop_cut_fragment,
     extract_marked,
     gold_list,
     is_hedged,
+    last_line,
     normalize_entity,
     split_items,
     token_f1,
 )
-from tracestyle.answers.repetition import looks_cut_off
 from tracestyle.tasks.kg.graph import KnowledgeGraph
 from tracestyle.verdict import Verdict
 
@@ -44,12 +43,10 @@ def verify_kg(text: str, problem: dict, kg: KnowledgeGraph | None = None, *,
     raw, how = extract_marked(text, STRICT, truncated=truncated)
     if raw is None:
         # flexible fallback: the last KG entity named in the last line (like lm-eval's "last number")
-        body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
-        lines = [ln for ln in body.strip().split("\n") if ln.strip()]
-        if not lines:
+        raw, how = last_line(text, truncated=truncated), "last_line"
+        if raw is None:
             return Verdict(False, "no_answer", None, {"extractor": "none"})
-        raw, how = lines[-1], "last_line"
-        hits = kg.entity_pattern.findall(lines[-1]) if kg is not None else []
+        hits = kg.entity_pattern.findall(raw) if kg is not None else []
         if hits:
             raw, how = kg.canonical[hits[-1].lower()], "last_entity"
     if problem.get("mc") and problem.get("choices"):

@@ -4,18 +4,13 @@ each answer scored by the generator's own verifier."""
 from __future__ import annotations
 
 from tracestyle.answers.arithmetic import steps_verdict
-from tracestyle.answers.extract import extract_marked
+from tracestyle.answers.extract import extract_marked, last_line
 from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
 from tracestyle.errors import InputError
 from tracestyle.tasks.base import Task
 from tracestyle.tasks.reasoning_gym.solution import reference_solution
 from tracestyle.tasks.reasoning_gym.source import dataset_names, load_rg, score_fn
 from tracestyle.verdict import Verdict
-
-
-def _last_line(text: str) -> str | None:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else None
 
 
 class ReasoningGymTask(Task):
@@ -40,7 +35,7 @@ class ReasoningGymTask(Task):
         raw, how = extract_marked(text, truncated=truncated)
         if raw is None:
             # reasoning-gym's own convention is the bare answer; the last line stands for it
-            raw, how = _last_line(text), "last_line"
+            raw, how = (last_line(text, truncated=truncated) or "").strip(), "last_line"
         if not raw:
             return Verdict(False, "no_answer", None, {"extractor": "none"})
         entry = problem["rg_entry"]

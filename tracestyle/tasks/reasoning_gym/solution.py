@@ -9,26 +9,21 @@ from collections import deque
 
 from tracestyle.answers.arithmetic import line_statements
 from tracestyle.answers.numbers import format_number
+from tracestyle.tasks.text import facts_and_goal, split_sentences
 
 # the question's own formatting instructions are not facts of the problem
 _INSTRUCTION = re.compile(r"^(?:give|do not|don't|respond|answer|provide|return|write|express|round|state)\b", re.I)
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9$\"'])")
-
-
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc)\. ")
 
 
 def sentences(text: str) -> list[str]:
     text = _ABBREV.sub(lambda m: m.group(1) + ".\0", " ".join(text.split()))   # "Ms. Johnson" is one sentence
-    return [s.strip().replace(".\0", ". ") for s in _SENT.split(text) if s.strip()]
+    return [s.replace(".\0", ". ") for s in split_sentences(text)]
 
 
 def _facts_and_goal(question: str) -> tuple[list[str], str]:
-    body = question.split("\n\n")
-    sents = sentences(" ".join(body))
-    goal_idx = [i for i, s in enumerate(sents) if s.endswith("?")] or [len(sents) - 1]
-    facts = [s for i, s in enumerate(sents) if i not in goal_idx and not _INSTRUCTION.match(s)]
-    return facts, " ".join(sents[i] for i in goal_idx)
+    facts, goal = facts_and_goal(sentences(question))
+    return [s for s in facts if not _INSTRUCTION.match(s)], goal
 
 
 def _calcs(line: str) -> list[dict]:
@@ -104,7 +99,7 @@ def family(entry: dict) -> dict | None:
     return {"facts": facts, "goal": goal, "steps": steps, "answer": str(entry["answer"])}
 
 
-_MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
 
 def grid_path(entry: dict) -> dict | None:
@@ -121,9 +116,9 @@ def grid_path(entry: dict) -> dict | None:
              "Only O cells are open; X cells are blocked."]
     steps = []
     for m in moves:
-        if m not in _MOVES:
+        if m not in MOVES:
             return None
-        dr, dc = _MOVES[m]
+        dr, dc = MOVES[m]
         steps.append({"text": f"From row {r + 1}, column {c + 1}, move {m} to row {r + dr + 1}, column {c + dc + 1}.",
                       "calcs": []})
         r, c = r + dr, c + dc

@@ -23,6 +23,7 @@ def rg():
 
 
 def dataset_names() -> list[str]:
+    rg()   # a missing package is a MissingExtraError naming the extra, not an ImportError
     from reasoning_gym.factory import DATASETS
 
     return sorted(DATASETS)
