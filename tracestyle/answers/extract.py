@@ -29,13 +29,15 @@ MARKERS: list[tuple[str, re.Pattern]] = [
 STRICT = ("answer_tag", "hashes", "boxed", "answer_label_next_line", "answer_label", "the_answer_is", "a_colon")
 _HEDGE = re.compile(r"(?i)\beither\b|\b(?:or|and/or)\b|\s/\s")
 _SENT_END = re.compile(r"[.!?](?=\s)|\n")
+_LIST_MARK_END = re.compile(r"(?m)^[ \t]*\d+[.)]\Z")   # "31." that opened a cut-off list item: no sentence
 
 
 def drop_cut_fragment(text: str) -> str:
     """A generation cut off by the token limit ends in a fragment ("The answer is 1" of "12"): keep the text up
     to the last finished line or sentence, so the fragment cannot win over the answers stated before it."""
     ends = [m.end() for m in _SENT_END.finditer(text)]
-    return text[: ends[-1]] if ends and text[: ends[-1]].strip() else text
+    kept = _LIST_MARK_END.sub("", text[: ends[-1]]) if ends else ""
+    return kept if kept.strip() else text
 
 
 def last_line(text: str, *, truncated: bool | None = None) -> str | None:

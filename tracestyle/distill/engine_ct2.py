@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
 from tracestyle.distill.generation import finish_row, load_for_generation, trained_kind, weights_file
+from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import cache_root, load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
 from tracestyle.manifest import hash_file
@@ -80,27 +81,17 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     return out
 
 
-def in_loop(ids: list[int], repeats: int = 3, min_cycle: int = 8, max_cycle: int = 40) -> bool:
-    """The last tokens repeat one cycle verbatim `repeats` times: greedy decoding of a small model does not leave
-    such a loop, so the rest of its budget would only repeat it."""
-    n = len(ids)
-    for k in range(min_cycle, min(max_cycle, n // repeats) + 1):
-        tail = ids[n - k:]
-        if all(ids[n - (r + 1) * k: n - r * k] == tail for r in range(1, repeats)):
-            return True
-    return False
-
-
 def _stopper(tok, stop: str | None, loops: bool, looped: set):
-    """A per-token callback ending a row at a stop string (CTranslate2 has none) or inside a verbatim loop."""
+    """A per-token callback ending a row at a stop string (CTranslate2 has none) or inside a loop."""
     ids: dict[int, list[int]] = {}
+    watch = LoopWatch(tok)
 
     def cb(step) -> bool:
         row = ids.setdefault(step.batch_id, [])
         row.append(step.token_id)
         if stop and stop in tok.decode(row[-12:]):
             return True
-        if loops and len(row) >= 24 and in_loop(row):
+        if loops and watch.stuck(row):
             looped.add(step.batch_id)
             return True
         return False
@@ -122,8 +113,8 @@ class CT2Generator:
     def generate(self, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
                  top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
                  batch_size: int = 32, stop_loops: bool = True) -> dict:
-        """`stop_loops`: end a greedy row stuck in a verbatim loop early (marked truncated, scored as if it had
-        run to the limit: its cut-off fragment cannot count as the answer)."""
+        """`stop_loops`: end a greedy row stuck in a loop early (distill/loops.py; marked truncated, scored as if it
+        had run to the limit: its cut-off fragment cannot count as the answer)."""
         tok = self.tok
         prompts = [tok.convert_ids_to_tokens(tok(build_prompt(tok, q, fmt), add_special_tokens=False)["input_ids"])
                    for q in questions]
