@@ -39,6 +39,8 @@ def _fake_run(tmp_path: Path, students=("smollm2-135m",), good=None, n_eval: int
             d = tmp_path / "cells" / student / reg / ("eval" if reg == "base" else "seed0/eval")
             write_jsonl(d / "eval.jsonl", rows)
             write_json(d / "manifest.json", {"stage": "eval"})
+            write_json(d / "summary.json", {"backend": "ct2", "gen_tokens": 40 * len(rows), "gen_seconds": 2.5,
+                                            "tokens_per_s": round(40 * len(rows) / 2.5, 2), "loops_stopped": 1})
     return tmp_path
 
 
@@ -46,7 +48,10 @@ def test_report_content_and_screenshot(tmp_path):
     run = _fake_run(tmp_path / "run")
     html = write_report(run)
     text = html.read_text()
-    assert "0.667" in (run / "report.md").read_text()  # 4 of 6 correct for the normal register
+    md = (run / "report.md").read_text()
+    assert "0.667" in md  # 4 of 6 correct for the normal register
+    # what each evaluation cost, from its own summary: 6 rows x 40 tokens in 2.5 s
+    assert "| smollm2-135m | normal | 0 | ct2 | 240 | 40 | 96.0 | 2.5 | 0 | 1 |" in md
     assert "<script" not in text and "src='http" not in text and 'src="http' not in text
     if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
         pytest.skip("chromium not installed (make setup-test installs it where apt is available)")
@@ -79,7 +84,7 @@ def test_scale_by_style_report_headline_and_dom(tmp_path):
                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
                           "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", f"file://{html}"],
                          capture_output=True, text=True, timeout=120).stdout
-    for tid in ("accuracy", "comparisons", "failures", "difficulty", "validity-path"):
+    for tid in ("accuracy", "comparisons", "failures", "difficulty", "validity-path", "eval_cost"):
         assert f'id="table-{tid}"' in dom, tid
     for pid in ("plot-scale", "plot-cells", "plot-failures"):
         m = re.search(rf'<img id="{pid}"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)

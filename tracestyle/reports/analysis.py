@@ -203,3 +203,19 @@ def token_table(run: Path) -> tuple[str, list[list]] | None:
         within = "-" if budget is None else ("yes" if v.get("within", True) else "NO")
         rows.append([r, v["total"], v["rows"], round(v["total"] / max(1, v["rows"]), 1), avail, within])
     return str(budget or "none (unmatched)"), rows
+
+
+def eval_cost_rows(run: Path, data: dict) -> list[list]:
+    """What each evaluation cost (its summary.json): generated tokens, tokens/s, rows cut at the token limit and
+    rows stopped inside a loop. The trained cells' own speed, not only the benchmark's."""
+    out = []
+    for (s, r, seed), rows in sorted(data["evals"].items()):
+        f = eval_dir(run, s, r, seed) / "summary.json"
+        if not f.exists():
+            continue
+        sm = json.loads(f.read_text())
+        at_limit = sum(1 for x in rows if x.get("truncated"))
+        out.append([s, r, seed, sm.get("backend", "?"), sm.get("gen_tokens", 0),
+                    f"{sm['gen_tokens'] / max(1, len(rows)):.0f}" if sm.get("gen_tokens") else "-",
+                    sm.get("tokens_per_s") or "-", sm.get("gen_seconds", "-"), at_limit, sm.get("loops_stopped", 0)])
+    return out

@@ -109,6 +109,14 @@ def build_sections(run: Path) -> dict:
              for c in derived],
             "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
             "shuffled or missing steps taught."))
+    cost = analysis.eval_cost_rows(run, data)
+    if cost:
+        tables.append(_table(
+            "eval_cost", "Evaluation cost per cell",
+            ["student", "register", "seed", "engine", "tokens generated", "tokens/answer", "tokens/s", "seconds",
+             "cut (limit or loop)", "of them loops stopped"], cost,
+            "tokens/s over generation only (prompt pass included, model loading not); a row stopped inside a loop "
+            "is scored as cut at the limit (distill/loops.py)."))
     points = nll_points(run, data, agg)
     nt = nll_table(points, spearman(points))
     if nt:
