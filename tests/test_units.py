@@ -119,3 +119,19 @@ def test_rsft_skip_key_covers_generation_settings(tmp_path):
     assert is_complete(tmp_path / "out", rsft_config(cfg, **base), [pool])
     for change in ({"max_new_tokens": 64}, {"top_p": 0.5}, {"batch_size": 4}, {"temperature": 1.0}, {"k": 2}):
         assert not is_complete(tmp_path / "out", rsft_config(cfg, **{**base, **change}), [pool]), change
+
+
+def test_progress_in_a_log_file_keeps_step_loss_and_eta():
+    """Progress written to a log (not a terminal) shows the job, its step count, loss and ETA in full."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from tracestyle.progress import stage_progress\n"
+            "cb = stage_progress('[19/26] train gemma3-270m/normal/seed0')\n"
+            "for i in range(1, 23): cb(i, 22, {'loss': 0.25, 'eval_loss': 0.5})\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRACESTYLE_QUIET"}
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stderr
+    last = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()][-1]
+    assert "[19/26] train gemma3-270m/normal/seed0  loss 0.250 eval 0.500" in last
+    assert "22/22" in last and "ETA 0:00:00" in last and "…" not in last

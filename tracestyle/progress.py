@@ -24,8 +24,11 @@ def _progress():
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+    # a log file or pipe gets rich's 80 columns, which cut "step 12/22 ... ETA 0:01:10" down to "1… 0… ETA 0:…"
+    width = None if sys.stderr.isatty() else 160
+    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=Console(file=sys.stderr, width=width), transient=False)
 
 
 @contextmanager
