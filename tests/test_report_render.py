@@ -126,3 +126,17 @@ def test_gsm8k_report_counts_right_answers_reached_by_wrong_steps(tmp_path, gsm8
     # 8 rows: 2 right answers after a wrong step, 2 wrong answers after valid steps, 2 with nothing to check
     assert (row["right_answer_wrong_steps"], row["wrong_answer_valid_steps"], row["steps_valid_rate"]) == \
         ("2", "2", "0.6667")
+
+
+def test_headline_states_a_winner_s_lead_as_positive():
+    """'normal beats gold' reads +22.5 points even though the pair's difference (gold − normal) is negative."""
+    from tracestyle.reports.analysis import headlines
+
+    c = {"student": "smollm2-135m", "a": "normal", "b": "gold", "diff": -0.225, "ci_low": -0.30, "ci_high": -0.15,
+         "cohen_h": -0.52, "p_holm": 6.3e-7, "n": 200, "mde": 0.13}
+    same = {**c, "b": "titanium", "diff": -0.085, "ci_low": -0.165, "ci_high": -0.005, "cohen_h": -0.18,
+            "p_holm": 0.21}
+    lines = headlines({"spec": {"students": ["smollm2-135m"]}}, [c, same])[0]["lines"]
+    assert "normal beats gold: +22.5 points [+15.0, +30.0], h = +0.52, Holm p = 6.3e-07." in lines
+    assert any(ln.startswith("normal vs titanium: no detectable difference (titanium − normal: -8.5 points "
+                             "[-16.5, -0.5]") for ln in lines)

@@ -115,9 +115,11 @@ def comparisons(data: dict) -> list[dict]:
     return out
 
 
-def _words(c: dict) -> str:
-    d = 100 * c["diff"]
-    return f"{d:+.1f} points [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}], h = {c['cohen_h']:+.2f}, " \
+def _words(c: dict, flip: bool = False) -> str:
+    """The difference (second minus first; `flip`: first minus second, so a winner's lead reads positive)."""
+    k = -100 if flip else 100
+    lo, hi = sorted((k * c["ci_low"], k * c["ci_high"]))
+    return f"{k * c['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}], h = {(k / 100) * c['cohen_h']:+.2f}, " \
            f"Holm p = {c['p_holm']:.2g}"
 
 
@@ -139,16 +141,18 @@ def headlines(data: dict, comps: list[dict]) -> list[dict]:
         for c in hurt:
             lines.append(f"{c['b']} is worse than the base model: {_words(c)}.")
         for c in same:
-            lines.append(f"{c['b']} vs the base model: no detectable difference ({_words(c)}); with n = {c['n']} "
-                         f"this test detects only differences of about {100 * c['mde']:.0f} points or more.")
+            lines.append(f"{c['b']} vs the base model: no detectable difference ({c['b']} − base: {_words(c)}); "
+                         f"with n = {c['n']} this test detects only differences of about {100 * c['mde']:.0f} "
+                         "points or more.")
         pairs = [c for c in mine if c["a"] != "base"]
         sig = [c for c in pairs if c["p_holm"] < ALPHA]
         for c in sig:
             win, lose = (c["b"], c["a"]) if c["diff"] > 0 else (c["a"], c["b"])
-            lines.append(f"{win} beats {lose}: {_words(c)}.")
+            lines.append(f"{win} beats {lose}: {_words(c, flip=win == c['a'])}.")
         for c in (c for c in pairs if c["p_holm"] >= ALPHA):
-            lines.append(f"{c['a']} vs {c['b']}: no detectable difference ({_words(c)}); differences under about "
-                         f"{100 * c['mde']:.0f} points could not have been detected at n = {c['n']}.")
+            lines.append(f"{c['a']} vs {c['b']}: no detectable difference ({c['b']} − {c['a']}: {_words(c)}); "
+                         f"differences under about {100 * c['mde']:.0f} points could not have been detected at "
+                         f"n = {c['n']}.")
         out.append({"student": s, "title": f"{s} ({info['size']}, {info['family']})", "lines": lines})
     return out
 
