@@ -36,8 +36,7 @@ def train_config(spec: GridSpec, job: dict):
         cfg.curriculum = spec.curriculum == "easy_first"
         # two points (half-way and the end): each held-out pass costs several training steps on a CPU
         # (quickstart, Gold on SmolLM2: four passes were 76 of the cell's 107 s)
-        steps = -(-len_rows(job["data"]) // cfg.batch_size) * cfg.epochs
-        cfg.eval_every = max(1, -(-steps // 2))
+        cfg.eval_every = max(1, -(-cfg.total_steps(len_rows(job["data"])) // 2))
         return cfg.validate()
     # short grid runs still get a held-out loss curve: four points over the run
     return config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,

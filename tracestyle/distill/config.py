@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from tracestyle.distill.models import load_preset
@@ -38,6 +39,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def total_steps(self, n_examples: int) -> int:
+        """Optimizer steps for a run over `n_examples` (max_steps, else `epochs` passes)."""
+        return self.max_steps or math.ceil(math.ceil(n_examples / self.batch_size) * self.epochs / self.grad_accum)
 
     def validate(self) -> TrainConfig:
         for name in ("lr", "batch_size", "grad_accum", "max_length", "epochs"):

@@ -81,17 +81,16 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     return out
 
 
-def _stopper(tok, stop: str | None, loops: bool, looped: set):
-    """A per-token callback ending a row at a stop string (CTranslate2 has none) or inside a loop."""
+def _stopper(tok, stop: str | None, watch: LoopWatch | None, looped: set):
+    """A per-token callback ending a row at a stop string (CTranslate2 has none) or inside a loop (`watch`)."""
     ids: dict[int, list[int]] = {}
-    watch = LoopWatch(tok)
 
     def cb(step) -> bool:
         row = ids.setdefault(step.batch_id, [])
         row.append(step.token_id)
         if stop and stop in tok.decode(row[-12:]):
             return True
-        if loops and watch.stuck(row):
+        if watch and watch.stuck(row):
             looped.add(step.batch_id)
             return True
         return False
@@ -106,6 +105,7 @@ class CT2Generator:
         import ctranslate2
 
         self.tok = load_tokenizer(student)
+        self.watch = LoopWatch(self.tok)
         self.compute_type = compute_type
         self.model = ctranslate2.Generator(str(converted_dir(student, adapter, compute_type)), device="cpu",
                                            compute_type=compute_type, intra_threads=threads or (os.cpu_count() or 1))
@@ -134,7 +134,8 @@ class CT2Generator:
         for s in range(0, len(prompts), batch_size):
             here: set = set()
             if num_return_sequences == 1 and temperature == 0:
-                kw["callback"] = _stopper(tok, None if uses_chat(tok, fmt) else PLAIN_STOP, stop_loops, here)
+                kw["callback"] = _stopper(tok, None if uses_chat(tok, fmt) else PLAIN_STOP,
+                                          self.watch if stop_loops else None, here)
             res += self.model.generate_batch(prompts[s: s + batch_size], max_batch_size=batch_size,
                                              max_length=max_new_tokens, include_prompt_in_result=False,
                                              end_token=ends, return_end_token=True, **kw)

@@ -16,17 +16,13 @@ MAX_CYCLE = 40     # longest repeated unit looked for, in tokens
 ITEM_REPEATS = 10
 _NUMERIC = re.compile(r"^[\s▁Ġ]*[0-9]+[.)]?$")
 _NUM = -1          # the class every item number falls into
-_CLASSES: dict[int, tuple[frozenset, frozenset]] = {}
 
 
 def token_classes(tok) -> tuple[frozenset, frozenset]:
-    """(ids that are (part of) a number, ids that hold a line break), cached per tokenizer."""
-    key = id(tok)
-    if key not in _CLASSES:
-        vocab = tok.get_vocab()
-        _CLASSES[key] = (frozenset(i for t, i in vocab.items() if _NUMERIC.match(t)),
-                         frozenset(i for t, i in vocab.items() if "\n" in t or "Ċ" in t))
-    return _CLASSES[key]
+    """(ids that are (part of) a number, ids that hold a line break): one pass over the vocabulary."""
+    vocab = tok.get_vocab()
+    return (frozenset(i for t, i in vocab.items() if _NUMERIC.match(t)),
+            frozenset(i for t, i in vocab.items() if "\n" in t or "Ċ" in t))
 
 
 def _classes(ids: list[int], numeric: frozenset, newline: frozenset) -> list[int]:
@@ -69,8 +65,8 @@ def in_loop(ids: list[int], classes: tuple[frozenset, frozenset] | None = None) 
 
 
 class LoopWatch:
-    """Per-row token history for a generation callback; checks every few tokens (a loop is seen a few tokens
-    late, at a fraction of the cost of checking each one)."""
+    """The loop check for a generation callback, built once per tokenizer (its vocabulary scan is the costly
+    part); checks every few tokens (a loop is seen a few tokens late, at a fraction of the cost of each one)."""
 
     def __init__(self, tok, every: int = 4) -> None:
         self.classes = token_classes(tok)

@@ -4,7 +4,6 @@ gradient accumulation, atomic checkpoints with exact resume, metrics.jsonl with 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -182,14 +181,13 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     else:
         train_ex, held = _split_eval(examples, cfg.eval_fraction, cfg.seed)
     lengths = [len(e["input_ids"]) for e in train_ex]
-    per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     plan: list[list[int]] = []
     for ep in range(cfg.epochs if cfg.max_steps is None else 10_000):
         plan += ordered_batches(len(lengths), cfg.batch_size) if cfg.curriculum else \
             length_grouped_batches(lengths, cfg.batch_size, cfg.seed, ep)
         if cfg.max_steps is not None and len(plan) >= cfg.max_steps * cfg.grad_accum:
             break
-    total_steps = cfg.max_steps or math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)
+    total_steps = cfg.total_steps(len(train_ex))
     plan = plan[: total_steps * cfg.grad_accum]
 
     model = build_model(cfg, device, init_adapter)

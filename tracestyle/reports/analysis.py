@@ -117,9 +117,9 @@ def comparisons(data: dict) -> list[dict]:
 
 def _words(c: dict, flip: bool = False) -> str:
     """The difference (second minus first; `flip`: first minus second, so a winner's lead reads positive)."""
-    k = -100 if flip else 100
-    lo, hi = sorted((k * c["ci_low"], k * c["ci_high"]))
-    return f"{k * c['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}], h = {(k / 100) * c['cohen_h']:+.2f}, " \
+    sign = -1 if flip else 1
+    lo, hi = sorted((100 * sign * c["ci_low"], 100 * sign * c["ci_high"]))
+    return f"{100 * sign * c['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}], h = {sign * c['cohen_h']:+.2f}, " \
            f"Holm p = {c['p_holm']:.2g}"
 
 
