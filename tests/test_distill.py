@@ -97,6 +97,40 @@ def test_eval_base_and_adapter(kg_data, tmp_path):
     assert [x["output"] for x in tuned] != [x["output"] for x in rows], "the adapter changed nothing"
 
 
+def test_full_disk_stops_training_cleanly_and_the_rerun_resumes(kg_data, tmp_path, monkeypatch):
+    """A disk that fills during training: a plain error naming the folder before anything is half-written, the
+    last complete checkpoint kept, and the rerun continues from it to the same curve."""
+    import shutil as real_shutil
+
+    import tracestyle.diskspace as ds
+    from tracestyle.distill.config import TrainConfig
+    from tracestyle.distill.train import run_train
+
+    data = kg_data / "cur" / "kept.jsonl"
+    cfg = TrainConfig(student="smollm2-135m", max_steps=4, batch_size=2, max_length=160, save_every=1, seed=5)
+    ref = run_train(data, cfg, tmp_path / "ref")
+    calls = []
+    usage = real_shutil.disk_usage
+
+    def filling(path):
+        calls.append(path)
+        u = usage(path)
+        return u._replace(free=0) if len(calls) >= 3 else u      # full from the third checkpoint on
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(ds.shutil, "disk_usage", filling)
+    with pytest.raises(ds.DiskSpaceError, match="checkpoint of step 3") as e:
+        run_train(data, cfg, out)
+    assert str(out) in str(e.value)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]   # no half-written step-3
+    monkeypatch.setattr(ds.shutil, "disk_usage", usage)
+    res = run_train(data, cfg, out)
+    assert not res["skipped"] and res["steps"] == 4 and not (out / "checkpoints").exists()
+    assert [r["loss"] for r in _metrics(out / "metrics.jsonl")] == \
+        pytest.approx([r["loss"] for r in _metrics(tmp_path / "ref" / "metrics.jsonl")], rel=1e-4)
+    assert ref["steps"] == 4
+
+
 def test_full_fine_tuning_resumes_and_evaluates(kg_data, tmp_path):
     """--full: checkpoints hold the whole model, a killed run resumes on the same curve, eval takes the folder."""
     args = ["train", "--data", str(kg_data / "cur" / "kept.jsonl"), "--full", "--student", "smollm2-135m",

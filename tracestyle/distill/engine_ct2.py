@@ -3,7 +3,9 @@
 Why: on a CPU, transformers' `generate` spends most of each decoding step in Python and module overhead, not in
 arithmetic (bench/README.md). CTranslate2 runs the same float32 weights with fused layers, padding removal and batch
 reordering; greedy outputs match transformers' token for token on the prompts we checked (bench/eval_batching.py
-reports the share). The converted model is cached by the content hash of the weights it came from.
+reports the share). The converted model is cached by the content hash of the weights it came from; the cache is
+capped (TRACESTYLE_CT2_CACHE_GB, default 4) and drops the least recently used conversions, because every trained
+adapter adds one (0.5 GB for SmolLM2-135M, 1.1 GB for Gemma 3 270M in float32).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from tracestyle.diskspace import cache_cap_bytes, mark_used, prune_cache, require_free
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
 from tracestyle.distill.generation import finish_row, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.loops import LoopWatch
@@ -30,6 +33,7 @@ def available() -> bool:
     return True
 
 
+CAP_ENV, DEFAULT_CAP_GB = "TRACESTYLE_CT2_CACHE_GB", 4.0
 _DIGESTS: dict[tuple, str] = {}
 
 
@@ -58,10 +62,15 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     if adapter:
         parts.append(trained_kind(adapter) + ":" + _digest(weights_file(adapter)))
     key = hashlib.sha256("|".join(parts + [compute_type, ctranslate2.__version__]).encode()).hexdigest()[:20]
-    out = cache_root() / "ct2" / f"{student.replace('/', '__')}-{key}"
+    root = cache_root() / "ct2"
+    out = root / f"{student.replace('/', '__')}-{key}"
     if (out / "model.bin").exists():
+        mark_used(out)
         return out
     model, tok = load_for_generation(student, adapter, "cpu")   # float32, LoRA merged in
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    prune_cache(root, max(0, cache_cap_bytes(CAP_ENV, DEFAULT_CAP_GB) - weight_bytes), is_temp=_is_temp)
+    require_free(root, 2 * weight_bytes, f"converting {student} for CTranslate2")  # the HF copy, then CT2's
     tmp_hf = out.with_name(out.name + f".hf{os.getpid()}")
     tmp_ct = out.with_name(out.name + f".ct{os.getpid()}")
     try:
@@ -78,7 +87,14 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     finally:
         shutil.rmtree(tmp_hf, ignore_errors=True)
         shutil.rmtree(tmp_ct, ignore_errors=True)
+    mark_used(out)
     return out
+
+
+def _is_temp(entry: Path) -> bool:
+    """A conversion in progress (or left by a killed one): `<name>.hf<pid>` / `<name>.ct<pid>`."""
+    tail = entry.name.rsplit(".", 1)[-1]
+    return entry.name.count(".") >= 1 and tail[:2] in ("hf", "ct") and tail[2:].isdigit()
 
 
 def _stopper(tok, stop: str | None, watch: LoopWatch | None, looped: set):

@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+from tracestyle.diskspace import require_free
 from tracestyle.distill.config import TrainConfig
 from tracestyle.distill.examples import collate, encode_example, length_grouped_batches, ordered_batches
 from tracestyle.distill.models import load_model, load_tokenizer
@@ -96,19 +97,31 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return ck[-1] if ck else None
 
 
-def _save_checkpoint(out: Path, model, opt, sched, *, step: int, keep: int = 2) -> None:
+def _trainable_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+
+
+def _save_checkpoint(out: Path, model, opt, sched, *, step: int) -> None:
+    """Only the newest checkpoint is kept: it is complete before the older one goes (rename is atomic), and a
+    full fine-tuning checkpoint of even the smallest student is ~1.6 GB."""
     import torch
 
     final = out / "checkpoints" / f"step-{step}"
     tmp = out / "checkpoints" / f".tmp-step-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    require_free(out, 3 * _trainable_bytes(model), f"the checkpoint of step {step}")  # weights + Adam's 2 moments
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)   # never leave half a checkpoint beside the good one
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)  # a checkpoint directory exists only when it is complete
-    for old in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    for old in (out / "checkpoints").glob("step-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_checkpoint_weights(model, ck: Path) -> None:
@@ -240,6 +253,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
             _save_checkpoint(out, model, opt, sched, step=step)
     log.close()
     elapsed = time.time() - t0
+    require_free(out, _trainable_bytes(model), "the trained weights")
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out / "tokenizer")
     write_json(out / "train_config.json", cfg.to_dict())
