@@ -11,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 FAULTS = ["429", "500", "503", "slow", "drop", "truncated", "malformed", "empty_choices"]
+# not faults: the real reply reshaped as a reasoning server returns it (vLLM --reasoning-parser, DeepSeek's API):
+# the model's text as `reasoning_content`, and `content` the answer after it, or null when the thinking ran out
+RESHAPES = ["reasoning", "reasoning_only"]
 
 
 class FaultProxy:
@@ -49,6 +52,13 @@ class FaultProxy:
                     data = b"<html>bad gateway</html>"
                 elif fault == "empty_choices":
                     data = json.dumps({**r.json(), "choices": []}).encode()
+                elif fault in RESHAPES and r.status_code == 200:
+                    reply = r.json()
+                    for ch in reply["choices"]:
+                        thought = ch["message"]["content"]
+                        ch["message"]["reasoning_content"] = thought
+                        ch["message"]["content"] = None if fault == "reasoning_only" else "ANSWER: SRE team"
+                    data = json.dumps(reply).encode()
                 try:
                     self._send(r.status_code, data)
                 except (BrokenPipeError, ConnectionResetError):

@@ -110,3 +110,34 @@ def test_cut_off_repetition_does_not_let_the_fragment_win():
     assert score({"task": "gsm8k", "gold": "12"}, "#### 12\n#### 12\n#### 1", truncated=True)["correct"]
     kg_loop = "So the answer is SRE team.\n" * 10 + "So the answer is SRE"
     assert verify_answer(kg_loop, KG).ok
+
+
+@pytest.mark.parametrize("text,gold", [
+    ("<think>\nShe sells 9 eggs... maybe the answer is 17? No: 9 * 2 = 18.\n</think>\n\nShe makes $18.", "18"),
+    ("16 - 3 - 4 = 9, and 9 * 2 = 17 at first glance.\n</think>\nThe answer is 18.", "18"),   # tag in the prompt
+    ("Answer: 1 000 000", "1000000"),
+    ("The answer is 1\u00a0250.", "1250"),
+    ("The answer is .5", "0.5"),
+    ("That is 1.2e3 metres in all.", "1200"),
+])
+def test_reasoning_blocks_and_number_forms(text, gold):
+    assert verify_answer(text, {"task": "gsm8k", "gold": gold}).ok, text
+
+
+def test_thinking_never_supplies_the_answer():
+    """A draft met while thinking is not an answer: a block cut off before closing has none, and a closed block
+    is skipped even when its draft is marked and the reply after it is not."""
+    assert verify_answer("<think>\nThe answer is 18. Let me double-check 9 * 2", GSM).reason == "no_answer"
+    assert verify_answer("<think>The answer is 18.</think>\nSo she makes 17 dollars.", GSM).reason == "wrong_answer"
+    kg = {"task": "kg", "gold": "SRE team", "answer_entity": "SRE team", "domain": "devops"}
+    assert verify_answer("<think>ANSWER: SRE team</think>\n", kg).reason == "no_answer"
+    assert verify_answer("<think>maybe the database team</think>\nANSWER: SRE team", kg).ok
+
+
+def test_space_grouped_numbers_only_when_unambiguous():
+    from tracestyle.answers.numbers import all_numbers
+
+    assert all_numbers("scores 100 200 300") == [100, 200, 300]     # a list, not 100,200,300
+    assert all_numbers("5 100") == [5, 100]
+    assert all_numbers("10 000 steps and 3eggs") == [10000, 3]
+    assert parse_number("1\u202f000\u202f000") == 1_000_000

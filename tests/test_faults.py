@@ -9,7 +9,7 @@ from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.prompts import load_registers
 from tracestyle.tasks.kg.questions import generate_kg_problems
 
-from fault_proxy import FAULTS, FaultProxy
+from fault_proxy import FAULTS, RESHAPES, FaultProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -39,6 +39,31 @@ def test_every_fault_is_retried_and_nothing_is_lost(tmp_path, llama_server):
         assert faults.get(kind, 0) >= 1, (kind, faults)
     assert any(k.startswith("connection") for k in faults), faults
     assert man["usage"]["retries"] >= len(FAULTS)
+
+
+def test_reasoning_replies_keep_the_thinking_and_score_the_answer_after_it(tmp_path, llama_server):
+    """A reasoning server's reply (thinking in `reasoning_content`, `content` the answer or null): the trace keeps
+    both, the thinking in <think>…</think>; the answer is read after it, and a reply that never left its thinking
+    has no answer (never a number or name met while thinking)."""
+    from tracestyle.tasks import answer_verdict
+
+    with FaultProxy(llama_server["base_url"], RESHAPES) as proxy:
+        res, rows, failed = _run(tmp_path, proxy.base_url, n=4)
+    assert len(rows) == 4 and not failed and proxy.injected == {"reasoning": 2, "reasoning_only": 2}
+    probs = {p["id"]: p for p in generate_kg_problems("devops", "train", 4, 5)}
+    kinds = {"answered": 0, "thinking_only": 0}
+    for r in rows:
+        assert r["text"].startswith("<think>\n") and "\n</think>\n\n" in r["text"]
+        thought, after = r["text"][len("<think>\n"):].split("\n</think>\n\n")
+        assert thought.strip()                               # the model's own words, kept
+        v = answer_verdict(probs[r["problem_id"]], r["text"])
+        if after:
+            kinds["answered"] += 1
+            assert after == "ANSWER: SRE team" and v.extracted == "SRE team"
+        else:
+            kinds["thinking_only"] += 1
+            assert v.reason == "no_answer"
+    assert kinds == {"answered": 2, "thinking_only": 2}
 
 
 def test_permanent_failure_is_recorded_with_reason(tmp_path, llama_server):

@@ -2,8 +2,10 @@
 
 Conventions read: `<answer>…</answer>`, `####`, `\\boxed{…}` (also `\\boxed{\\text{…}}`), an answer label
 ("Answer:", "**Final answer:**", "ANSWER:") with the answer on the same line, after the last step on that line, or
-on the next line, "the answer is …", "A: …", bold. Tasks match the extracted text against gold (numbers, entities,
-option letters, sets); a hedged answer ("C or B", "either X or Y") is never correct.
+on the next line, "the answer is …", "A: …", bold. A reasoning model's `<think>…</think>` block is never read for the
+answer: only what follows its last closing tag is (nothing, when the block was never closed). Tasks match the
+extracted text against gold (numbers, entities, option letters, sets); a hedged answer ("C or B", "either X or Y")
+is never correct.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ _SENT_END = re.compile(r"[.!?](?=\s)|\n")
 _LIST_MARK_END = re.compile(r"(?m)^[ \t]*\d+[.)]\Z")   # "31." that opened a cut-off list item: no sentence
 
 
+_THINK_OPEN = re.compile(r"(?i)<(?:think|thinking|reasoning)>")
+_THINK_CLOSE = re.compile(r"(?i)</(?:think|thinking|reasoning)>")
+
+
+def after_reasoning(text: str) -> str:
+    """The part of a reasoning model's output that can hold its answer (R1 distils, Qwen3, …): after the last
+    `</think>` (the opening tag may sit in the prompt); empty when a block was opened and never closed (cut off
+    while thinking), because a number met while thinking is a draft, not an answer."""
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        return text[closes[-1].end():]
+    return "" if _THINK_OPEN.search(text) else text
+
+
 def drop_cut_fragment(text: str) -> str:
     """A generation cut off by the token limit ends in a fragment ("The answer is 1" of "12"): keep the text up
     to the last finished line or sentence, so the fragment cannot win over the answers stated before it."""
@@ -43,6 +59,7 @@ def drop_cut_fragment(text: str) -> str:
 def last_line(text: str, *, truncated: bool | None = None) -> str | None:
     """The last non-empty line, the flexible fallback when no marker is found; a generation cut off by the token
     limit loses its unfinished fragment first."""
+    text = after_reasoning(text)
     body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
     lines = [ln for ln in body.strip().split("\n") if ln.strip()]
     return lines[-1] if lines else None
@@ -52,6 +69,7 @@ def extract_marked(text: str, names: tuple[str, ...] | None = None, *,
                    truncated: bool | None = None) -> tuple[str | None, str | None]:
     """(answer text, extractor name) from the first extractor in the cascade that matches. `truncated`: the
     generation hit its token limit (None: guess from the text, e.g. a repetition loop that ran out of room)."""
+    text = after_reasoning(text)
     if truncated or (truncated is None and looks_cut_off(text)):
         text = drop_cut_fragment(text)
     for name, rx in MARKERS:

@@ -6,7 +6,14 @@ import math
 import re
 from fractions import Fraction
 
-_NUM = re.compile(r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?")
+# thousands grouped by commas, by typographic spaces (no-break, thin, narrow no-break) or by plain spaces when a
+# group is "000" ("1 000 000", "10 000"; "5 100" and "100 200 300" stay separate numbers: they may be a list);
+# ".5" is a number; "1.2e3" scientific notation
+_GROUPED = (r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:[\u00a0\u202f\u2009]\d{3})+"
+            r"|\d{1,3}(?: \d{3})*(?: 000)(?: \d{3})*(?![\d,])")
+_NUM = re.compile(r"-?\$?\s?(?:(?:" + _GROUPED + r"|\d+)(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d{1,3}(?![\w.]))?"
+                  r"(?:\s*/\s*\d+(?:\.\d+)?)?")
+_SEPARATORS = str.maketrans("", "", "$, \u00a0\u202f\u2009")
 
 
 def parse_number(text: str) -> float | None:
@@ -17,7 +24,7 @@ def parse_number(text: str) -> float | None:
     m = _NUM.search(t)
     if not m:
         return None
-    s = m.group(0).replace("$", "").replace(",", "").replace(" ", "")
+    s = m.group(0).translate(_SEPARATORS)
     try:
         if "/" in s:
             a, b = s.split("/")

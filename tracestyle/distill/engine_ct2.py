@@ -70,25 +70,34 @@ def converted_dir(student: str, adapter: str | None, compute_type: str = "float3
     model, tok = load_for_generation(student, adapter, "cpu")   # float32, LoRA merged in
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     prune_cache(root, max(0, cache_cap_bytes(CAP_ENV, DEFAULT_CAP_GB) - weight_bytes), is_temp=_is_temp)
-    require_free(root, 2 * weight_bytes, f"converting {student} for CTranslate2")  # the HF copy, then CT2's
-    tmp_hf = out.with_name(out.name + f".hf{os.getpid()}")
+    require_free(root, weight_bytes, f"converting {student} for CTranslate2")
+    tmp_cfg = out.with_name(out.name + f".hf{os.getpid()}")
     tmp_ct = out.with_name(out.name + f".ct{os.getpid()}")
     try:
-        model.save_pretrained(tmp_hf, safe_serialization=True)
-        tok.save_pretrained(tmp_hf)
-        del model
-        ctranslate2.converters.TransformersConverter(str(tmp_hf)).convert(
-            str(tmp_ct), quantization=None if compute_type == "float32" else compute_type, force=True)
+        model.config.save_pretrained(tmp_cfg)     # the converter reads the config and tokenizer from a folder,
+        tok.save_pretrained(tmp_cfg)              # the weights from the model in memory (no GB-sized round trip)
+        _convert_in_memory(model, tmp_cfg, tmp_ct, None if compute_type == "float32" else compute_type)
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp_ct, out)
         except OSError:   # another process converted it first
             pass
     finally:
-        shutil.rmtree(tmp_hf, ignore_errors=True)
+        shutil.rmtree(tmp_cfg, ignore_errors=True)
         shutil.rmtree(tmp_ct, ignore_errors=True)
     mark_used(out)
     return out
+
+
+def _convert_in_memory(model, folder: Path, out: Path, quantization: str | None) -> None:
+    """CTranslate2's own Transformers converter, handed the merged model instead of loading it again from disk."""
+    import ctranslate2
+
+    class InMemory(ctranslate2.converters.TransformersConverter):
+        def load_model(self, model_class, model_name_or_path, **kwargs):
+            return model
+
+    InMemory(str(folder)).convert(str(out), quantization=quantization, force=True)
 
 
 def _is_temp(entry: Path) -> bool:

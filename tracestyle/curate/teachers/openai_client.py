@@ -105,9 +105,23 @@ def _checked(content: bytes) -> dict:
         raise RetryableError("empty_choices")
     for ch in data["choices"]:
         msg = ch.get("message") if isinstance(ch, dict) else None
-        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+        if not isinstance(msg, dict) or reply_text(msg) is None:
             raise RetryableError("malformed_choice")
     return data
+
+
+def reply_text(msg: dict) -> str | None:
+    """The trace in a reply message. Reasoning servers (vLLM's --reasoning-parser, llama.cpp's --reasoning-format,
+    DeepSeek's API) return the thinking apart from the answer, and `content` may be null when the thinking used the
+    whole budget: the trace keeps both, the thinking inside <think>…</think> as such models write it, so answer
+    extraction reads only what follows it. None: no usable text."""
+    content = msg.get("content")
+    thinking = msg.get("reasoning_content", msg.get("reasoning"))
+    if not isinstance(thinking, str) or not thinking.strip():
+        return content if isinstance(content, str) else None
+    if content is not None and not isinstance(content, str):
+        return None
+    return f"<think>\n{thinking.strip()}\n</think>\n\n{(content or '').lstrip()}"
 
 
 def _sdk_fault(e: openai.APIError) -> str:
@@ -189,7 +203,7 @@ class OpenAITeacher:
                     self._server_ignores_n = True
                 share = _usage_share(data.get("usage"), len(choices))
                 for i, ch in zip(idx, choices):
-                    rec = {"key": keys[i], "text": ch["message"]["content"],
+                    rec = {"key": keys[i], "text": reply_text(ch["message"]),
                            "finish_reason": ch.get("finish_reason"), "usage": share}
                     log.append(rec)
                     cache[keys[i]] = rec

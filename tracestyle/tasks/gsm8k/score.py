@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracestyle.answers.extract import drop_cut_fragment, extract_marked, gold_list, is_hedged, split_items
+from tracestyle.answers.extract import after_reasoning, drop_cut_fragment, extract_marked, gold_list, is_hedged, split_items
 from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
 from tracestyle.answers.repetition import looks_cut_off
 from tracestyle.verdict import Verdict
@@ -17,6 +17,7 @@ def extract_number(text: str, flexible: bool = True, *,
         if v is not None:
             return v, raw, how
     if flexible:
+        text = after_reasoning(text)
         body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
         nums = all_numbers(body)
         if nums:
