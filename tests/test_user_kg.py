@@ -196,3 +196,70 @@ def test_prose_between_hops_is_not_a_hallucination():
     text = ("Following the first link, disk full causes ENOSPC write failure. Then, ENOSPC write failure, which "
             "we found above, leads to failed deploys.\n#### failed deploys")
     assert verify_kg_path(text, DEVOPS_P, kg).ok
+
+
+# The same small graph in the table shapes KG dumps come in; each must load to the same edges and make problems.
+TRIPLES = [("Ada", "mentored", "Bo"), ("Bo", "mentored", "Cy"), ("Cy", "worksAt", "Lab North"),
+           ("Bo", "worksAt", "Lab South"), ("Lab North", "/org/org/located_in", "Oslo"),
+           ("Lab South", "/org/org/located_in", "Bergen"), ("Ada", "worksAt", "Lab South")]
+
+
+def _same_graph(kg):
+    assert {(h, r, t) for h, r, t in TRIPLES} == set(kg.edges)
+    assert kg.relations["worksAt"].phrasings == ("works at",)
+    assert kg.relations["/org/org/located_in"].phrasings == ("located in",)
+
+
+@pytest.mark.parametrize("name,body", [
+    ("kg.tsv", "\n".join("\t".join(t) for t in TRIPLES) + "\n"),
+    ("kg.csv", "subject,predicate,object,confidence\n" + "\n".join(",".join(t) + ",0.9" for t in TRIPLES)),
+    ("kg.jsonl", "\n".join(json.dumps(list(t)) for t in TRIPLES[:3]) + "\n\n"
+     + "\n".join(json.dumps({"source": h, "relation": r, "target": t}) for h, r, t in TRIPLES[3:])),
+])
+def test_edge_tables_load_and_make_problems(tmp_path, name, body):
+    p = tmp_path / name
+    p.write_text(body)
+    kg = load_kg(p)
+    _same_graph(kg)
+    probs = generate_kg_problems(str(p), "train", 4, 1, {"train": (1, 2), "eval": (1, 2)})
+    assert len(probs) == 4 and all(score(pr, f"ANSWER: {pr['gold']}")["correct"] for pr in probs)
+
+
+def test_networkx_node_link_json_loads(tmp_path):
+    nx = pytest.importorskip("networkx")
+    g = nx.MultiDiGraph()
+    for i, who in enumerate(["Ada", "Bo", "Cy", "Lab North", "Lab South", "Oslo", "Bergen"]):
+        g.add_node(i, name=who, type="place" if who in ("Oslo", "Bergen") else "thing")
+    ids = {d["name"]: n for n, d in g.nodes(data=True)}
+    for h, r, t in TRIPLES:
+        g.add_edge(ids[h], ids[t], relation=r)
+    p = tmp_path / "nodelink.json"
+    p.write_text(json.dumps(nx.node_link_data(g, edges="links"), indent=1))
+    kg = load_kg(p)
+    _same_graph(kg)
+    assert kg.entities["Oslo"] == "place" and kg.entities["Ada"] == "thing"
+
+
+def test_table_errors_name_the_file_line(tmp_path):
+    p = tmp_path / "bad.tsv"
+    p.write_text("# comment line\nAda\tmentored\tBo\n\nBo\tmentored\nCy\t\tDee\nEd\tmentored\tEd\n")
+    with pytest.raises(InputError) as e:
+        load_kg(p)
+    msg = str(e.value)
+    assert "3 problems" in msg
+    assert f"{p}:4: field 'columns': expected 3 cells" in msg
+    assert f"{p}:5: field 'relation': empty relation" in msg
+    assert f"{p}:6: field 'edges[1]': self-loop on 'Ed'" in msg
+    j = tmp_path / "bad.jsonl"
+    j.write_text('["Ada", "mentored", "Bo"]\n{"head": "Bo", "relation": "mentored"\n')
+    with pytest.raises(InputError, match=rf"{j}:2: field 'edge': malformed JSON"):
+        load_kg(j)
+
+
+def test_types_given_on_edges_are_kept_and_must_agree():
+    kg = kg_from_json({"edges": [{"head": "Ada", "head_type": "person", "relation": "works_at", "tail": "Lab"},
+                                 {"head": "Bo", "relation": "works_at", "tail": "Lab", "tail_type": "lab"}]})
+    assert kg.entities == {"Ada": "person", "Lab": "lab", "Bo": "entity"}
+    with pytest.raises(InputError, match="'Lab' is typed 'city' here and 'lab' on an earlier edge"):
+        kg_from_json({"edges": [{"head": "Bo", "relation": "works_at", "tail": "Lab", "tail_type": "lab"},
+                                {"head": "Lab", "head_type": "city", "relation": "near", "tail": "Bo"}]})

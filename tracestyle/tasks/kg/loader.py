@@ -5,22 +5,28 @@ Accepted shapes (see README, "Bring your own KG"):
 - relations: [{name, head_type?, tail_type?, phrasings?, inverse?, inverse_phrasings?, symmetric?}] | {name: {...}}
   | absent (one relation per name used by an edge, phrased by its name). head/tail types may be a string, a list or
   absent (any type). A phrasing shared by both directions makes the relation symmetric.
-- edges: [[head, relation, tail]] | [{head|source|subject|h, relation|predicate|type|r, tail|target|object|t}]
-Edges may name entities by `id` or by name.
+- edges: [[head, relation, tail]] | [{head|source|subject|h, relation|predicate|type|r, tail|target|object|t}];
+  an edge object may carry `head_type` / `tail_type` (read when `entities` is absent)
+- networkx's node-link JSON: `nodes` [{id, name|label?, type?}] and `links` (or `edges`) [{source, target, relation}]
+Edges may name entities by `id` or by name. Files that are tables of edges (.csv, .tsv, .txt, .jsonl) are read by
+tasks/kg/triples.py into the same shape.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tracestyle.errors import InputError
 from tracestyle.tasks.kg.graph import KnowledgeGraph, Relation
+from tracestyle.tasks.kg.triples import read_jsonl, read_table
 
 CORE_KEYS = {"entities", "relations", "edges"}
 # metadata other projects put beside the graph: kept out of the way, never an error
 META_KEYS = {"name", "version", "domain", "description", "license", "source", "metadata", "created", "author",
-             "directed", "schema", "id", "title", "citation", "url"}
+             "directed", "schema", "id", "title", "citation", "url", "multigraph", "graph"}
+TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 MAX_ERRORS = 20
 _HEAD = ("head", "source", "subject", "h", "from")
 _REL = ("relation", "predicate", "type", "r", "label", "rel")
@@ -30,8 +36,13 @@ _TAIL = ("tail", "target", "object", "t", "to")
 class _Errors:
     """Collects errors with their lines, so a user fixes a file in one pass instead of one error per run."""
 
-    def __init__(self, path: str, text: str) -> None:
-        self.path, self.items, self.lines = path, [], _value_lines(text) if text else {}
+    def __init__(self, path: str, text: str, lines: dict[tuple, int] | None = None) -> None:
+        self.path, self.items = path, []
+        self.lines = lines if lines is not None else _value_lines(text) if text else {}
+        for where, ln in list(self.lines.items()):   # node-link names: nodes = entities, links = edges
+            alias = {"nodes": "entities", "links": "edges"}.get(where[0]) if where else None
+            if alias and (alias, *where[1:]) not in self.lines:
+                self.lines[(alias, *where[1:])] = ln
 
     def add(self, where: tuple, field: str, msg: str) -> None:
         if len(self.items) < MAX_ERRORS + 1:
@@ -103,10 +114,16 @@ def load_kg(path: str | Path) -> KnowledgeGraph:
         raise InputError(f"undecodable bytes at byte {e.start}", str(path), raw.count(b"\n", 0, e.start) + 1) from None
     if not text.strip():
         raise InputError("empty file", str(path))
+    suffix = path.suffix.lower()
+    if suffix in TABLE_DELIMITERS or suffix in (".jsonl", ".ndjson"):
+        data, lines, problems = read_jsonl(text) if suffix in (".jsonl", ".ndjson") else \
+            read_table(text, TABLE_DELIMITERS[suffix])
+        return kg_from_json(data, str(path), lines=lines, problems=problems)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON: {e.msg}", str(path), e.lineno) from None
+        raise InputError(f"malformed JSON: {e.msg} (a table of edges is read from .csv, .tsv or .jsonl files)",
+                         str(path), e.lineno) from None
     return kg_from_json(data, str(path), text)
 
 
@@ -167,12 +184,30 @@ def _edge_parts(e) -> tuple | None:
     return None
 
 
+def _words(part: str) -> str:
+    part = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", part)          # birthPlace -> birth Place
+    return " ".join(re.sub(r"[_\-.]+", " ", part).split()).lower() if part != part.upper() or "_" in part else part
+
+
+def _default_phrasing(name: str, seen: dict) -> str:
+    """A relation without phrasings is phrased by its name: the last part of a URI or path
+    ("http://dbpedia.org/ontology/birthPlace", "/people/person/nationality" as in FB15k), camelCase and
+    underscores as words; more of the path when the short form is another relation's phrasing."""
+    parts = [p for p in re.split(r"[/#:]", name) if p]
+    if not parts:
+        return name
+    for k in range(1, len(parts) + 1):
+        words = " ".join(_words(p) for p in parts[-k:])
+        if seen.get(words.lower(), name) == name:
+            return words
+    return name
+
+
 def _relation(name: str, r: dict, where: tuple, err: _Errors, seen: dict) -> Relation | None:
     if not isinstance(r, dict):
         err.add(where, str(where[-1]), "expected a mapping")
         return None
-    words = name.replace("_", " ")
-    phr = r.get("phrasings", [words])
+    phr = r.get("phrasings") or [_default_phrasing(name, seen)]
     inv = r.get("inverse_phrasings", [])
     if isinstance(phr, str):
         phr = [phr]
@@ -198,10 +233,35 @@ def _relation(name: str, r: dict, where: tuple, err: _Errors, seen: dict) -> Rel
     return Relation(name, ht, tt, tuple(phr), str(r.get("inverse", name + "_inverse")), tuple(inv), symmetric)
 
 
-def kg_from_json(data: dict, path: str = "<kg>", text: str = "") -> KnowledgeGraph:
-    err = _Errors(path, text)
+def _node_link(data: dict) -> dict:
+    """networkx's node-link JSON (`nodes`, `links`) in the loader's own keys."""
+    out = {k: v for k, v in data.items() if k not in ("nodes", "links")}
+    if "links" in data and "edges" not in data:
+        out["edges"] = data["links"]
+    if "nodes" in data and "entities" not in data:
+        nodes = data["nodes"]
+        if isinstance(nodes, list):
+            nodes = [{"name": n.get("name", n.get("label", n.get("id"))), "id": n.get("id"),
+                      "type": n.get("type", "entity"), "aliases": n.get("aliases")}
+                     if isinstance(n, dict) else n for n in nodes]
+            nodes = [{**n, "name": str(n["name"])} if isinstance(n, dict) and isinstance(n["name"], int) else n
+                     for n in nodes]
+        out["entities"] = nodes
+    return out
+
+
+def kg_from_json(data: dict, path: str = "<kg>", text: str = "", *, lines: dict[tuple, int] | None = None,
+                 problems=()) -> KnowledgeGraph:
+    """`lines`/`problems`: for a file that was not JSON (triples.py), the file line of each edge and what its
+    reader already found wrong, reported with the rest."""
+    err = _Errors(path, text, lines)
+    for line, fld, msg in problems:
+        if len(err.items) < MAX_ERRORS + 1:
+            err.items.append((line, fld, msg))
     if not isinstance(data, dict):
         raise InputError("top level must be an object with 'edges' (and optionally 'entities', 'relations')", path, 1)
+    if "nodes" in data or "links" in data:
+        data = _node_link(data)
     for k in sorted(set(data) - CORE_KEYS - META_KEYS):
         err.add((k,), k, f"unknown key (allowed: {', '.join(sorted(CORE_KEYS))}; metadata tolerated: "
                 f"{', '.join(sorted(META_KEYS))})")
@@ -233,6 +293,7 @@ def kg_from_json(data: dict, path: str = "<kg>", text: str = "") -> KnowledgeGra
             if rel is not None:
                 rels[name] = rel
     edges: set[tuple[str, str, str]] = set()
+    inferred_type: dict[str, str | None] = {}   # entities read off the edges: the type an edge gave, if any
     for i, e in enumerate(data["edges"]):
         where, fld = ("edges", i), f"edges[{i}]"
         parts = _edge_parts(e)
@@ -248,14 +309,24 @@ def kg_from_json(data: dict, path: str = "<kg>", text: str = "") -> KnowledgeGra
             rels[r] = _relation(r, {}, ("relations",), err, seen_phr)
         rel = rels[r]
         bad = False
+        given = {role: e.get(f"{role}_type") for role in ("head", "tail")} if isinstance(e, dict) else {}
         for ent, role, want in ((h, "head", rel.head_types), (t, "tail", rel.tail_types)):
+            typed = given.get(role) if isinstance(given.get(role), str) and given[role].strip() else None
             if ent not in ents:
                 if infer_entities:
-                    ents[ent] = "entity"
+                    ents[ent] = typed or "entity"
+                    inferred_type[ent] = typed
                 else:
                     err.add(where, fld, f"dangling edge: {role} '{ent}' is not an entity")
                     bad = True
                     continue
+            elif infer_entities and typed and inferred_type.get(ent) != typed:
+                if inferred_type.get(ent) is not None:
+                    err.add(where, f"{fld}.{role}_type", f"'{ent}' is typed '{typed}' here and "
+                            f"'{inferred_type[ent]}' on an earlier edge")
+                    bad = True
+                    continue
+                ents[ent] = inferred_type[ent] = typed
             if want is not None and ents[ent] not in want:
                 err.add(where, fld, f"{role} '{ent}' has type '{ents[ent]}', relation '{r}' wants "
                         f"{' or '.join(sorted(want))} (list several types, or leave {role}_type out for any)")
