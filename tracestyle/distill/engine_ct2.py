@@ -153,6 +153,10 @@ class CT2Generator:
         if 4 <= len(shared) < min(len(p) for p in prompts):
             kw["static_prompt"] = shared
             prompts = [p[len(shared):] for p in prompts]
+        # batches of near-equal prompt lengths: CTranslate2 runs only the batch's shortest prompt length in one
+        # parallel pass and feeds the rest of each longer prompt one token per decoding step
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        prompts = [prompts[i] for i in order]
         res, looped = [], set()
         t0 = time.time()
         # one call per batch, so that a callback's batch index is the row's index inside its own call
@@ -164,8 +168,12 @@ class CT2Generator:
             res += self.model.generate_batch(prompts[s: s + batch_size], max_batch_size=batch_size,
                                              max_length=max_new_tokens, include_prompt_in_result=False,
                                              end_token=ends, return_end_token=True, **kw)
-            looped |= {s + i for i in here}
+            looped |= {order[s + i] for i in here}
         secs = time.time() - t0
+        unsorted = [None] * len(res)
+        for pos, i in enumerate(order):
+            unsorted[i] = res[pos]
+        res = unsorted
         end_ids = {tok.convert_tokens_to_ids(t) for t in ends}
         texts, ntoks, truncated = [], [], []
         for i, r in enumerate(res):

@@ -108,7 +108,10 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
 
                 def gen_fn(qs):
                     return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt)
-            todo.sort(key=lambda p: len(p["question"]))  # similar lengths per batch: less padding
+            # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
+            # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
+            qtok = load_tokenizer(student)
+            todo.sort(key=lambda p: (len(qtok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))
             for s in range(0, len(todo), step):
                 batch = todo[s: s + step]
                 g = gen_fn([p["question"] for p in batch])
