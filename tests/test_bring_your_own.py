@@ -123,3 +123,35 @@ def test_unresolvable_kg_in_traces_is_an_input_error_not_a_silent_drop(tmp_path)
     assert r.returncode == 2, r.stdout
     assert f"{tmp_path / 'g' / 'traces.jsonl'}:2: field 'kg'" in r.stderr and "gone.json" in r.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_traces_from_a_reasoning_teacher_are_judged_after_their_thinking(tmp_path, gsm8k_dir):
+    """A reasoning teacher writes prose and wrong first tries inside <think>…</think>, then the register's trace:
+    the filters judge the trace after the block (a Titanium trace stays compliant, a wrong draft sum is no step
+    error); --thinking drop trains on the styled trace alone and records what it removed."""
+    from tracestyle.curate.curate import CurateConfig, curate
+    from tracestyle.curate.generate import generate
+    from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+    regs = load_registers(["titanium"])
+    probs = load_gsm8k("train", gsm8k_dir, n=4)
+    generate(probs, regs, tmp_path / "gen", quiet=True)
+    rows = [json.loads(x) for x in (tmp_path / "gen" / "traces.jsonl").read_text().splitlines()]
+    styled = {r["problem_id"]: r["text"] for r in rows}
+    for r in rows:
+        r["text"] = f"<think>\nLet me think in prose. First try: 5 + 5 = 11, no wait.\n</think>\n\n{r['text']}"
+    rows[-1]["text"] = "<think>\nStill thinking when the budget ran out: 5 + 5 = 10"
+    src = tmp_path / "traces.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    filters = ["length", "correct", "steps", "compliance", "dedup"]
+    for mode in ("keep", "drop"):
+        res = curate(src, tmp_path / mode, CurateConfig(task="gsm8k", filters=filters, registers=regs,
+                                                        thinking=mode), quiet=True)
+        assert res["kept"] == 3 and res["with_thinking"] == 4, res
+        assert res["drop_reasons"] == {"no_answer": 1}
+        kept = [json.loads(x) for x in (tmp_path / mode / "kept.jsonl").read_text().splitlines()]
+        for k in kept:
+            if mode == "keep":
+                assert k["text"].startswith("<think>") and "thinking_chars" not in k
+            else:
+                assert k["text"] == styled[k["problem_id"]].strip() and k["thinking_chars"] > 40

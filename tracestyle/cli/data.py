@@ -59,7 +59,7 @@ def cmd_curate(args) -> int:
                        problems_path=args.problems, eval_path=args.eval_problems, kg=args.kg,
                        min_chars=args.min_chars, max_chars=args.max_chars, judge=judge,
                        parquet=args.format == "parquet", decontam_n=args.decontam_n,
-                       decontam_gsm8k=args.decontam_gsm8k)
+                       decontam_gsm8k=args.decontam_gsm8k, thinking=args.thinking)
     res = curate(args.inp, args.out, cfg, quiet=args.quiet)
     if res.get("skipped"):
         print(f"{args.out}: complete (manifest matches); nothing to do")
@@ -139,6 +139,9 @@ def add_commands(sub) -> None:
     p.add_argument("--min-chars", type=int, default=1)
     p.add_argument("--max-chars", type=int, default=20000)
     p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"], help="parquet also writes kept.parquet")
+    p.add_argument("--thinking", default="keep", choices=["keep", "drop"],
+                   help="a reasoning teacher's <think>…</think> block: filters always judge the answer after it; "
+                        "drop removes it from kept rows so the student trains on the register-styled answer alone")
     p.add_argument("--judge-base-url", default="http://127.0.0.1:8080/v1")
     p.add_argument("--judge-model", default="smollm2")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracestyle.curate.decontam import NgramIndex, reference_docs
-from tracestyle.curate.filters import FILTERS, FilterContext, norm_text
+from tracestyle.curate.filters import FILTERS, FilterContext, norm_text, visible
 from tracestyle.errors import InputError
 from tracestyle.jsonl import finite_number, read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
@@ -81,11 +81,13 @@ class CurateConfig:
     decontam_n: int = 13                                # word n-gram size of the decontam filter (8-13)
     decontam_gsm8k: str | Path | None = None            # a GSM8K folder whose test split decontam also checks
     parquet: bool = False
+    thinking: str = "keep"      # a reasoning teacher's <think> block in kept rows: keep it, or drop it (train on
+                                # the register-styled answer alone; the drop is recorded per row)
 
     def public(self) -> dict:
         return {"task": self.task, "filters": self.filters, "fields": self.fields, "kg": self.kg,
                 "registers": {n: r.version for n, r in self.registers.items()}, "min_chars": self.min_chars,
-                "max_chars": self.max_chars, "judge": bool(self.judge),
+                "max_chars": self.max_chars, "judge": bool(self.judge), "thinking": self.thinking,
                 **({"decontam_n": self.decontam_n} if "decontam" in self.filters else {})}
 
 
@@ -126,7 +128,10 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     decontam_info = None
     if "decontam" in filters:
         ctx.decontam, decontam_info = build_decontam(cfg)
+    if cfg.thinking not in ("keep", "drop"):
+        raise InputError(f"must be keep or drop, got {cfg.thinking!r}", field="thinking")
     kept, dropped = [], []
+    thinking = 0
     fail_counts: Counter = Counter()
     with progress_bar("curate", len(rows), quiet) as adv:
         for r in rows:
@@ -149,6 +154,11 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
             if "steps" in verdicts:
                 d = verdicts["steps"].details
                 row["steps"] = {k: d[k] for k in ("valid", "first_error_line", "checked")}
+            shown = visible(r)
+            if shown != r["text"]:
+                thinking += 1
+                if cfg.thinking == "drop" and not bad:
+                    row = {**row, "text": shown.strip(), "thinking_chars": len(r["text"]) - len(shown)}
             if bad:
                 dropped.append({**row, "reason": bad[0], "reasons": bad})
             else:
@@ -162,7 +172,7 @@ def curate(in_path: str | Path, out_dir: str | Path, cfg: CurateConfig, *, quiet
     regs = sorted({r["register"] or "" for r in rows})
     counts = {"rows": len(rows), "kept": len(kept), "dropped": len(dropped),
               "drop_reasons": dict(Counter(d["reason"] for d in dropped)),
-              "filter_failures": dict(fail_counts),
+              "filter_failures": dict(fail_counts), "with_thinking": thinking,
               **({"decontam": {**decontam_info, "hits": fail_counts.get("decontam", 0)}} if decontam_info else {}),
               "per_register": {g: {"kept": sum(1 for r in kept if r["register"] == g),
                                    "dropped": sum(1 for r in dropped if r["register"] == g)} for g in regs}}

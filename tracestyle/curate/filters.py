@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tracestyle.answers.arithmetic import steps_verdict
+from tracestyle.answers.extract import after_reasoning
 from tracestyle.curate.compliance import check_compliance
 from tracestyle.curate.decontam import NgramIndex
 from tracestyle.prompts import Register
@@ -39,12 +40,18 @@ def _truncated(row: dict) -> bool | None:
     return True if row.get("finish_reason") == "length" else None
 
 
+def visible(row: dict) -> str:
+    """The trace a register shapes: a reasoning teacher's <think>…</think> block is its private draft (prose,
+    abandoned paths, wrong first tries), so compliance, path and step checks read what follows it."""
+    return after_reasoning(row["text"])
+
+
 def f_correct(row: dict, ctx: FilterContext) -> Verdict:
     return task_of(row["problem"]).check_answer(row["problem"], row["text"], truncated=_truncated(row))
 
 
 def f_kg_path(row: dict, ctx: FilterContext) -> Verdict:
-    checks = task_of(row["problem"]).check_trace(row["problem"], row["text"])
+    checks = task_of(row["problem"]).check_trace(row["problem"], visible(row))
     if "path" not in checks:
         return Verdict(True, "ok", details={"skipped": "no path to check (not a KG row)"})
     return checks["path"]
@@ -53,14 +60,14 @@ def f_kg_path(row: dict, ctx: FilterContext) -> Verdict:
 def f_steps(row: dict, ctx: FilterContext) -> Verdict:
     """Recompute every stated arithmetic relation; a trace whose steps are wrong teaches wrong steps even when
     its final answer is right. A row with nothing checkable passes (checked: 0)."""
-    return steps_verdict(row["text"])
+    return steps_verdict(visible(row))
 
 
 def f_compliance(row: dict, ctx: FilterContext) -> Verdict:
     reg = ctx.registers.get(row.get("register", ""))
     if reg is None:
         return Verdict(False, "noncompliant:unknown_register")
-    return check_compliance(row["text"], reg.compliance)
+    return check_compliance(visible(row), reg.compliance)
 
 
 def f_length(row: dict, ctx: FilterContext) -> Verdict:
