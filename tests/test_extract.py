@@ -141,3 +141,18 @@ def test_space_grouped_numbers_only_when_unambiguous():
     assert all_numbers("5 100") == [5, 100]
     assert all_numbers("10 000 steps and 3eggs") == [10000, 3]
     assert parse_number("1\u202f000\u202f000") == 1_000_000
+
+
+@pytest.mark.parametrize("gold", [
+    "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72",
+    "72.00", "$72", "\\boxed{72}", 72, "72 clips",
+])
+def test_gold_in_other_datasets_conventions(gold):
+    """Gold as other projects store it: a whole GSM8K solution (its first number is not the answer), LaTeX,
+    currency, a number."""
+    assert verify_answer("So she sold 72 clips. The answer is 72.", {"task": "gsm8k", "gold": gold}).ok
+    assert verify_answer("The answer is 48.", {"task": "gsm8k", "gold": gold}).reason == "wrong_answer"
+
+
+def test_latex_fraction_gold():
+    assert verify_answer("The answer is 0.5", {"task": "gsm8k", "gold": "\\frac{1}{2}"}).ok

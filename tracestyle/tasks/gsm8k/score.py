@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tracestyle.answers.extract import after_reasoning, drop_cut_fragment, extract_marked, gold_list, is_hedged, split_items
+from tracestyle.answers.extract import (
+    after_reasoning,
+    clean_answer,
+    drop_cut_fragment,
+    extract_marked,
+    gold_list,
+    is_hedged,
+    split_items,
+)
 from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
 from tracestyle.answers.repetition import looks_cut_off
 from tracestyle.verdict import Verdict
@@ -25,8 +33,17 @@ def extract_number(text: str, flexible: bool = True, *,
     return None, raw, "none"
 
 
+def gold_number(gold: str) -> float | None:
+    """A gold answer as other datasets store it: a number ("1,000", "$72", "72.00"), LaTeX ("\\frac{1}{2}",
+    "\\boxed{5}") or a whole GSM8K solution ending in "#### 72" (its first number is not the answer)."""
+    if isinstance(gold, (int, float)):
+        return float(gold)
+    raw, _ = extract_marked(str(gold), ("hashes", "boxed"))
+    return parse_number(clean_answer(raw if raw is not None else str(gold)))
+
+
 def verify_number(text: str, gold, *, match: str = "all", truncated: bool | None = None) -> Verdict:
-    golds = [g for g in (parse_number(x) for x in gold_list(gold)) if g is not None]
+    golds = [g for g in (gold_number(x) for x in gold_list(gold)) if g is not None]
     value, raw, how = extract_number(text, truncated=truncated)
     if value is None:
         return Verdict(False, "no_answer", raw, {"extractor": how})
