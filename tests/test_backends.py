@@ -34,6 +34,13 @@ def test_mlx_translation():
     c = mlx_config(cfg, "/m", "/d", "/o", n_rows=10)
     assert c["iters"] == 6 and c["mask_prompt"] is True and c["lora_parameters"]["rank"] == cfg.lora_r
     assert "self_attn.q_proj" in c["lora_parameters"]["keys"] and "mlp.up_proj" in c["lora_parameters"]["keys"]
+    # accumulation: mlx-lm counts micro-batches, so the same optimizer steps as the hf backend take ga× iterations
+    cfg.grad_accum, cfg.max_steps, cfg.eval_every = 4, 5, 2
+    c = mlx_config(cfg, "/m", "/d", "/o", n_rows=10)
+    assert c["iters"] == 20 == cfg.total_steps(10) * 4 and c["steps_per_eval"] == 8
+    micro = [{"step": i, "loss": float(i)} for i in range(1, 9)] + [{"step": 8, "eval_loss": 0.5}]
+    from tracestyle.distill.sft_mlx import per_optimizer_step
+    assert per_optimizer_step(micro, 4) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 6.5, "eval_loss": 0.5}]
     ds = mlx_dataset([{"question": "q", "text": "t"}])
     assert [m["role"] for m in ds[0]["messages"]] == ["system", "user", "assistant"]
     plain = mlx_dataset([{"question": "q", "text": "t"}], "plain")

@@ -31,11 +31,14 @@ def n_valid(n_rows: int, batch_size: int) -> int:
 
 
 def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n_rows: int) -> dict:
-    iters = cfg.max_steps or max(1, cfg.epochs * -(-n_rows // cfg.batch_size))
+    """`n_rows`: the training rows. mlx-lm counts iterations in micro-batches and updates every
+    `grad_accumulation_steps` of them, so the iterations are the hf backend's optimizer steps × accumulation."""
+    ga = cfg.grad_accum
+    iters = cfg.total_steps(n_rows) * ga
     return {"model": model_path, "train": True, "data": data_dir, "adapter_path": out_dir, "fine_tune_type": "lora",
             "batch_size": cfg.batch_size, "iters": iters, "learning_rate": cfg.lr, "max_seq_length": cfg.max_length,
             "seed": cfg.seed, "mask_prompt": True, "grad_accumulation_steps": cfg.grad_accum,
-            "steps_per_report": 1, "steps_per_eval": cfg.eval_every, "save_every": cfg.save_every,
+            "steps_per_report": 1, "steps_per_eval": cfg.eval_every * ga, "save_every": cfg.save_every * ga,
             # the whole (small) validation file, not mlx-lm's default of 25 batches
             "val_batches": -(-n_valid(n_rows, cfg.batch_size) // cfg.batch_size),
             "lora_parameters": {"rank": cfg.lora_r, "scale": cfg.lora_alpha / cfg.lora_r,
@@ -65,6 +68,29 @@ def parse_mlx_log(log: str) -> tuple[list[dict], float | None]:
     return [metrics[k] for k in sorted(metrics)], tokens
 
 
+def per_optimizer_step(metrics: list[dict], grad_accum: int) -> list[dict]:
+    """mlx-lm reports every micro-batch; metrics.jsonl counts optimizer steps on every backend: a step's loss is
+    the mean of its micro-batches', its held-out loss the last one measured in it."""
+    if grad_accum <= 1:
+        return metrics
+    steps: dict[int, dict] = {}
+    for m in metrics:
+        s = -(-m["step"] // grad_accum)
+        row = steps.setdefault(s, {"step": s, "_losses": []})
+        if "loss" in m:
+            row["_losses"].append(m["loss"])
+        if "eval_loss" in m:
+            row["eval_loss"] = m["eval_loss"]
+    out = []
+    for s in sorted(steps):
+        row = steps[s]
+        losses = row.pop("_losses")
+        if losses:
+            row["loss"] = round(sum(losses) / len(losses), 6)
+        out.append(row)
+    return out
+
+
 def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
     import yaml
 
@@ -83,7 +109,8 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
         raise InputError(f"{len(rows)} training rows, fewer than one batch of {cfg.batch_size}", field="batch_size")
     write_jsonl(data / "train.jsonl", mlx_dataset(train_rows, cfg.prompt_format))
     write_jsonl(data / "valid.jsonl", mlx_dataset(valid_rows, cfg.prompt_format))
-    conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out), len(rows))
+    conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out),
+                      len(train_rows))
     (out / "mlx_config.yaml").write_text(yaml.safe_dump(conf))
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "mlx_config.yaml")],
@@ -95,9 +122,9 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
     if not any("loss" in m for m in metrics):
         raise InputError("mlx_lm lora finished but reported no training loss (an output format this version of "
                          "tracestyle does not read): " + _ANSI.sub("", proc.stdout)[-300:])
-    write_jsonl(out / "metrics.jsonl", metrics)
+    write_jsonl(out / "metrics.jsonl", per_optimizer_step(metrics, cfg.grad_accum))
     import mlx.core as mx
 
-    return {"steps": conf["iters"], "examples": len(train_rows), "heldout": len(valid_rows),
+    return {"steps": cfg.total_steps(len(train_rows)), "examples": len(train_rows), "heldout": len(valid_rows),
             "seconds": round(elapsed, 2), "tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
             "device": f"mlx:{mx.default_device()}", "log": json.dumps(_ANSI.sub("", proc.stdout)[-500:])}
