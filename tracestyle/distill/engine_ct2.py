@@ -102,8 +102,8 @@ def _convert_in_memory(model, folder: Path, out: Path, quantization: str | None)
 
 def _is_temp(entry: Path) -> bool:
     """A conversion in progress (or left by a killed one): `<name>.hf<pid>` / `<name>.ct<pid>`."""
-    tail = entry.name.rsplit(".", 1)[-1]
-    return entry.name.count(".") >= 1 and tail[:2] in ("hf", "ct") and tail[2:].isdigit()
+    _, dot, tail = entry.name.rpartition(".")
+    return bool(dot) and tail[:2] in ("hf", "ct") and tail[2:].isdigit()
 
 
 def _stopper(tok, stop: str | None, watch: LoopWatch | None, looped: set):

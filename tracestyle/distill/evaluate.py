@@ -98,6 +98,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
         else:
             if backend == "ct2":
                 engine = CT2Generator(student, adapter)
+                tok = engine.tok
                 step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
 
                 def gen_fn(qs):
@@ -110,8 +111,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
                     return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt)
             # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
             # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
-            qtok = load_tokenizer(student)
-            todo.sort(key=lambda p: (len(qtok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))
+            todo.sort(key=lambda p: (len(tok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))
             for s in range(0, len(todo), step):
                 batch = todo[s: s + step]
                 g = gen_fn([p["question"] for p in batch])

@@ -30,9 +30,11 @@ def n_valid(n_rows: int, batch_size: int) -> int:
     return max(batch_size, n_rows // 20)
 
 
-def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n_rows: int) -> dict:
-    """`n_rows`: the training rows. mlx-lm counts iterations in micro-batches and updates every
-    `grad_accumulation_steps` of them, so the iterations are the hf backend's optimizer steps × accumulation."""
+def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n_rows: int, *,
+               n_heldout: int | None = None) -> dict:
+    """`n_rows`: the training rows; `n_heldout`: the validation file's rows (default: what train_mlx splits off
+    `n_rows`). mlx-lm counts iterations in micro-batches and updates every `grad_accumulation_steps` of them, so
+    the iterations are the hf backend's optimizer steps × accumulation."""
     ga = cfg.grad_accum
     iters = cfg.total_steps(n_rows) * ga
     return {"model": model_path, "train": True, "data": data_dir, "adapter_path": out_dir, "fine_tune_type": "lora",
@@ -40,7 +42,7 @@ def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n
             "seed": cfg.seed, "mask_prompt": True, "grad_accumulation_steps": cfg.grad_accum,
             "steps_per_report": 1, "steps_per_eval": cfg.eval_every * ga, "save_every": cfg.save_every * ga,
             # the whole (small) validation file, not mlx-lm's default of 25 batches
-            "val_batches": -(-n_valid(n_rows, cfg.batch_size) // cfg.batch_size),
+            "val_batches": -(-(n_heldout or n_valid(n_rows, cfg.batch_size)) // cfg.batch_size),
             "lora_parameters": {"rank": cfg.lora_r, "scale": cfg.lora_alpha / cfg.lora_r,
                                 "dropout": cfg.lora_dropout, "keys": [f"self_attn.{t}" if t.endswith("_proj") and
                                                                       t[0] in "qkvo" else f"mlp.{t}"
@@ -110,7 +112,7 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
     write_jsonl(data / "train.jsonl", mlx_dataset(train_rows, cfg.prompt_format))
     write_jsonl(data / "valid.jsonl", mlx_dataset(valid_rows, cfg.prompt_format))
     conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out),
-                      len(train_rows))
+                      len(train_rows), n_heldout=len(valid_rows))
     (out / "mlx_config.yaml").write_text(yaml.safe_dump(conf))
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "mlx_config.yaml")],

@@ -116,7 +116,7 @@ def reply_text(msg: dict) -> str | None:
     whole budget: the trace keeps both, the thinking inside <think>…</think> as such models write it, so answer
     extraction reads only what follows it. None: no usable text."""
     content = msg.get("content")
-    thinking = msg.get("reasoning_content", msg.get("reasoning"))
+    thinking = msg.get("reasoning_content") or msg.get("reasoning")
     if not isinstance(thinking, str) or not thinking.strip():
         return content if isinstance(content, str) else None
     if content is not None and not isinstance(content, str):

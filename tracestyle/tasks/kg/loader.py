@@ -45,8 +45,11 @@ class _Errors:
                 self.lines[(alias, *where[1:])] = ln
 
     def add(self, where: tuple, field: str, msg: str) -> None:
+        self.add_at(self.line(where), field, msg)
+
+    def add_at(self, line: int | None, field: str, msg: str) -> None:
         if len(self.items) < MAX_ERRORS + 1:
-            self.items.append((self.line(where), field, msg))
+            self.items.append((line, field, msg))
 
     def line(self, where: tuple) -> int | None:
         while where and where not in self.lines:
@@ -233,6 +236,15 @@ def _relation(name: str, r: dict, where: tuple, err: _Errors, seen: dict) -> Rel
     return Relation(name, ht, tt, tuple(phr), str(r.get("inverse", name + "_inverse")), tuple(inv), symmetric)
 
 
+def _node_entity(n):
+    """A node-link node as an entity: named by `name`, else `label`, else its id (networkx ids are often ints)."""
+    if not isinstance(n, dict):
+        return n
+    name = n.get("name", n.get("label", n.get("id")))
+    return {"name": str(name) if isinstance(name, int) else name, "id": n.get("id"),
+            "type": n.get("type", "entity"), "aliases": n.get("aliases")}
+
+
 def _node_link(data: dict) -> dict:
     """networkx's node-link JSON (`nodes`, `links`) in the loader's own keys."""
     out = {k: v for k, v in data.items() if k not in ("nodes", "links")}
@@ -240,13 +252,7 @@ def _node_link(data: dict) -> dict:
         out["edges"] = data["links"]
     if "nodes" in data and "entities" not in data:
         nodes = data["nodes"]
-        if isinstance(nodes, list):
-            nodes = [{"name": n.get("name", n.get("label", n.get("id"))), "id": n.get("id"),
-                      "type": n.get("type", "entity"), "aliases": n.get("aliases")}
-                     if isinstance(n, dict) else n for n in nodes]
-            nodes = [{**n, "name": str(n["name"])} if isinstance(n, dict) and isinstance(n["name"], int) else n
-                     for n in nodes]
-        out["entities"] = nodes
+        out["entities"] = [_node_entity(n) for n in nodes] if isinstance(nodes, list) else nodes
     return out
 
 
@@ -256,8 +262,7 @@ def kg_from_json(data: dict, path: str = "<kg>", text: str = "", *, lines: dict[
     reader already found wrong, reported with the rest."""
     err = _Errors(path, text, lines)
     for line, fld, msg in problems:
-        if len(err.items) < MAX_ERRORS + 1:
-            err.items.append((line, fld, msg))
+        err.add_at(line, fld, msg)
     if not isinstance(data, dict):
         raise InputError("top level must be an object with 'edges' (and optionally 'entities', 'relations')", path, 1)
     if "nodes" in data or "links" in data:
