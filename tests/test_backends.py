@@ -38,6 +38,7 @@ def test_mlx_translation():
     cfg.grad_accum, cfg.max_steps, cfg.eval_every = 4, 5, 2
     c = mlx_config(cfg, "/m", "/d", "/o", n_rows=10)
     assert c["iters"] == 20 == cfg.total_steps(10) * 4 and c["steps_per_eval"] == 8
+    assert mlx_config(cfg, "/m", "/d", "/o", n_rows=10, n_heldout=9)["val_batches"] == 3   # the whole valid file
     micro = [{"step": i, "loss": float(i)} for i in range(1, 9)] + [{"step": 8, "eval_loss": 0.5}]
     from tracestyle.distill.sft_mlx import per_optimizer_step
     assert per_optimizer_step(micro, 4) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 6.5, "eval_loss": 0.5}]
