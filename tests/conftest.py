@@ -23,10 +23,41 @@ def free_port() -> int:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
-    """Run the real `tracestyle` entry point in a subprocess, as a user would."""
-    e = {**os.environ, "TRACESTYLE_QUIET": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tracestyle.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=e, timeout=timeout)
+    """Run the real `tracestyle` entry point as a user would, in this process: the same parser, exit codes and
+    output streams, without importing torch and transformers again for every call (about 110 calls in the suite).
+    A test that must kill the command (kill -9 mid-write) starts its own process with `cli_process`."""
+    import contextlib
+    import io
+    import traceback
+
+    from tracestyle.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update({"TRACESTYLE_QUIET": "1", **(env or {})})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as e:        # argparse's usage errors
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:              # what a user would see as a traceback and exit status 1
+                traceback.print_exc()
+                rc = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["tracestyle", *args], rc, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str, **popen) -> subprocess.Popen:
+    """The `tracestyle` command in its own process, for tests that kill it."""
+    env = {**os.environ, "TRACESTYLE_QUIET": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import generate_mlx
 from tracestyle.distill.eval_vllm import generate_vllm_lora
 from tracestyle.distill.generation import generate_batch, load_for_generation, trained_kind, weights_file
+from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import load_tokenizer
 from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
@@ -50,14 +51,25 @@ def prompt_format_for(student: str, adapter: str | None) -> str:
     return config_from_preset(student).prompt_format
 
 
-def resolve_backend(backend: str, device: str = "auto", adapter: str | None = None) -> str:
+# Below this many generated tokens a CPU evaluation stays in transformers: converting the merged weights for
+# CTranslate2 costs about as much as decoding this many tokens with transformers' batched generation (measured:
+# bench/README.md), and both engines give the same rows (tests/test_eval_engine.py).
+CT2_MIN_TOKENS = 4096
+
+
+def resolve_backend(backend: str, device: str = "auto", adapter: str | None = None, *,
+                    expected_tokens: int | None = None) -> str:
+    """The engine `auto` means here: mlx for an mlx-lm adapter; on a CPU, CTranslate2 when installed and the work
+    (`expected_tokens`: problems × max new tokens) repays its one-off conversion; else transformers."""
     if backend != "auto":
         if backend == "ct2" and not engine_ct2.available():
             raise MissingExtraError("ctranslate2", "fast")
         return backend
     if adapter and trained_kind(adapter) == "mlx_lora":
         return "mlx"    # an adapter mlx-lm trained is read by mlx alone
-    return "ct2" if pick_device(device) == "cpu" and engine_ct2.available() else "hf"
+    if pick_device(device) != "cpu" or not engine_ct2.available():
+        return "hf"
+    return "hf" if expected_tokens is not None and expected_tokens < CT2_MIN_TOKENS else "ct2"
 
 
 def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, adapter: str | None = None,
@@ -71,13 +83,13 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
     t0 = time.time()
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
-    backend = resolve_backend(backend, device, adapter)
+    problems = load_problems(problems_path, kg=kg)[:limit]
+    backend = resolve_backend(backend, device, adapter, expected_tokens=len(problems) * max_new_tokens)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
            "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])
     if is_complete(out, cfg, inputs):
         return {"skipped": True, **_read_summary(out)}
-    problems = load_problems(problems_path, kg=kg)[:limit]
     out.mkdir(parents=True, exist_ok=True)
     partial = AppendLog(out / "eval.partial.jsonl")
     done = {r["problem_id"]: r for r in partial.rows}
@@ -106,9 +118,10 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
             else:
                 model, tok = load_for_generation(student, adapter, pick_device(device))
                 step = batch_size
+                watch = LoopWatch(tok)
 
                 def gen_fn(qs):
-                    return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt)
+                    return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt, watch=watch)
             # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
             # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
             todo.sort(key=lambda p: (len(tok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))

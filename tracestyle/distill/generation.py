@@ -52,9 +52,38 @@ def load_for_generation(student: str, adapter: str | None, device: str):
     return model, tok
 
 
+class _RowStops:
+    """Ends a greedy row as CTranslate2's per-token callback does (engine_ct2._stopper): at a base model's next
+    "Question:" or inside a loop (distill/loops.py), so that both engines return the same rows. Remembers where
+    and why each row ended; transformers pads the row after that."""
+
+    def __init__(self, tok, prompt_len: int, stop_ids: set, stop_text: str | None, watch) -> None:
+        self.tok, self.prompt_len, self.stop_ids = tok, prompt_len, stop_ids
+        self.stop_text, self.watch = stop_text, watch
+        self.ended: dict[int, tuple[int, bool]] = {}   # row -> (tokens kept, looped)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = []
+        for i, row in enumerate(input_ids[:, self.prompt_len:].tolist()):
+            if i in self.ended or any(t in self.stop_ids for t in row):
+                done.append(i in self.ended)   # an end token: transformers' own criterion ends the row
+                continue
+            if self.stop_text and self.stop_text in self.tok.decode(row[-12:]):
+                self.ended[i] = (len(row), False)
+            elif self.watch is not None and self.watch.stuck(row):
+                self.ended[i] = (len(row), True)
+            done.append(i in self.ended)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
-                   top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0) -> dict:
+                   top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
+                   watch=None) -> dict:
+    """`watch`: a LoopWatch ending greedy rows stuck in a loop (marked truncated, as CTranslate2 does)."""
     import torch
+    from transformers import StoppingCriteriaList
 
     prompts = [build_prompt(tok, q, fmt) for q in questions]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -62,25 +91,38 @@ def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, 
                         else None} if isinstance(i, int) and i >= 0]
     kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=stop or None,
               num_return_sequences=num_return_sequences)
+    rows = None
     if temperature > 0:
         torch.manual_seed(seed)
         kw.update(do_sample=True, temperature=temperature, top_p=top_p)
     else:
         kw.update(do_sample=False)
+        if num_return_sequences == 1:    # the same rule as CTranslate2's callback
+            rows = _RowStops(tok, enc["input_ids"].shape[1], set(stop),
+                             None if uses_chat(tok, fmt) else PLAIN_STOP, watch)
+            kw["stopping_criteria"] = StoppingCriteriaList([rows])
     t0 = time.time()
     with torch.no_grad():
         out = model.generate(**enc, **kw)
     secs = time.time() - t0
     gen = out[:, enc["input_ids"].shape[1]:]
     texts, ntoks, truncated = [], [], []
-    for row in gen:
+    for i, row in enumerate(gen):
         ids = [int(t) for t in row]
-        cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
-        ntoks.append(cut + (1 if cut < len(ids) else 0))
-        text, cut_off = finish_row(tok, ids[:cut], stopped=cut < len(ids), fmt=fmt, at_limit=cut >= max_new_tokens)
+        if rows is not None and i in rows.ended:
+            kept, looped = rows.ended[i]
+            ntoks.append(kept)
+            text, cut_off = finish_row(tok, ids[:kept], stopped=False, fmt=fmt,
+                                       at_limit=kept >= max_new_tokens or looped)
+        else:
+            cut = next((k for k, t in enumerate(ids) if t in stop or t == tok.pad_token_id), len(ids))
+            ntoks.append(cut + (1 if cut < len(ids) else 0))
+            text, cut_off = finish_row(tok, ids[:cut], stopped=cut < len(ids), fmt=fmt,
+                                       at_limit=cut >= max_new_tokens)
         texts.append(text)
         truncated.append(cut_off)
-    return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated}
+    loops = sum(looped for _, looped in rows.ended.values()) if rows is not None else 0
+    return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated, "loops_stopped": loops}
 
 
 def finish_row(tok, body: list[int], *, stopped: bool, fmt: str, at_limit: bool) -> tuple[str, bool]:
