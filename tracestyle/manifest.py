@@ -91,6 +91,8 @@ def write_manifest(out_dir: str | Path, stage: str, config: dict, inputs: list[s
 
 
 def is_complete(out_dir: str | Path, config: dict, inputs: list[str | Path]) -> bool:
+    """Whether the folder holds this stage's complete outputs for `config` and `inputs`; if not, its stale
+    manifest is removed (the caller is about to redo the stage)."""
     p = Path(out_dir) / "manifest.json"
     if not p.exists():
         return False
@@ -99,4 +101,9 @@ def is_complete(out_dir: str | Path, config: dict, inputs: list[str | Path]) -> 
     except ValueError:
         return False
     # a stage that recorded failed requests is done but not complete: a rerun retries just those
-    return man.get("key") == stage_key(config, inputs) and man.get("complete", True)
+    if man.get("key") == stage_key(config, inputs) and man.get("complete", True):
+        return True
+    # every caller redoes the stage now: an old manifest beside half-rewritten outputs would vouch for them (export
+    # and reports read a folder with a manifest as complete), so it goes before the first output is touched
+    p.unlink(missing_ok=True)
+    return False
