@@ -10,37 +10,60 @@ from tracestyle.ablations.token_match import match_budget
 from tracestyle.curate.teachers.ratelimit import Bucket
 from tracestyle.distill.config import config_from_preset
 from tracestyle.distill.rsft import rsft_config, rsft_reward, select_best
-from tracestyle.manifest import is_complete, scrub, write_manifest
+from tracestyle.manifest import is_complete, scrub, stage_key, write_manifest
 from tracestyle.tasks.kg.questions import generate_kg_problems
 
 
+class FakeClock:
+    """Time that moves only when the bucket sleeps: pacing is checked exactly, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_bucket_bursts_to_capacity_then_holds_the_rate():
+    clock = FakeClock()
+
     async def run():
-        b = Bucket(1200)                       # 20 per second, a minute's worth at once
-        t0 = time.monotonic()
-        for _ in range(1200):
+        b = Bucket(1920, clock=clock, sleep=clock.sleep)      # 32 per second (exact in binary), a minute at once
+        for _ in range(1920):
             await b.take()
-        burst = time.monotonic() - t0
+        burst = clock.now - 1000.0
         for _ in range(10):
             await b.take()
-        return burst, time.monotonic() - t0 - burst
+        return burst, clock.now - 1000.0 - burst
     burst, paced = asyncio.run(run())
-    assert burst < 0.2 and 0.4 <= paced <= 1.5, (burst, paced)
+    assert burst == 0
+    assert paced == 10 / 32 and clock.sleeps == [1 / 32] * 10    # one wait of 1/32 s per request
 
 
 def test_bucket_off_refund_and_oversized_requests():
+    clock = FakeClock()
+
     async def run():
-        off = Bucket(None)
-        t0 = time.monotonic()
+        off = Bucket(None, clock=clock, sleep=clock.sleep)
         for _ in range(10000):
             await off.take(1000)
-        assert time.monotonic() - t0 < 0.5
-        b = Bucket(60)
+        assert clock.sleeps == []
+        b = Bucket(60, clock=clock, sleep=clock.sleep)
         await b.take(1000)                     # larger than a minute's budget: goes alone, drains the bucket
-        assert b.level < 1
+        assert b.level == 0 and clock.sleeps == []
         b.refund(30)
-        assert 29 <= b.level <= 31
+        assert b.level == 30
         b.refund(1000)
+        assert b.level == 60
+        await b.take(60)
+        await b.take(6)                        # an empty bucket refills at 1 per second: 6 s
+        assert sum(clock.sleeps) == pytest.approx(6.0)
+        clock.now += 120                       # a long idle spell refills it only to capacity
+        await b.take(0)
         assert b.level == 60
     asyncio.run(run())
 
@@ -117,8 +140,12 @@ def test_rsft_skip_key_covers_generation_settings(tmp_path):
                 kg=None, allow_eval_leak=False)
     write_manifest(tmp_path / "out", "rsft", rsft_config(cfg, **base), [pool], {}, started=time.time())
     assert is_complete(tmp_path / "out", rsft_config(cfg, **base), [pool])
+    key = stage_key(rsft_config(cfg, **base), [pool])
     for change in ({"max_new_tokens": 64}, {"top_p": 0.5}, {"batch_size": 4}, {"temperature": 1.0}, {"k": 2}):
-        assert not is_complete(tmp_path / "out", rsft_config(cfg, **{**base, **change}), [pool]), change
+        assert stage_key(rsft_config(cfg, **{**base, **change}), [pool]) != key, change
+    # a changed setting means a rerun: the old manifest no longer vouches for the folder
+    assert not is_complete(tmp_path / "out", rsft_config(cfg, **{**base, "k": 2}), [pool])
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_progress_in_a_log_file_keeps_step_loss_and_eta():

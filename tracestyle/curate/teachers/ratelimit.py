@@ -7,11 +7,14 @@ import time
 
 
 class Bucket:
-    def __init__(self, per_minute: float | None) -> None:
+    """`clock` and `sleep` are the time source and the wait (tests pass a fake clock: pacing is then exact)."""
+
+    def __init__(self, per_minute: float | None, *, clock=time.monotonic, sleep=asyncio.sleep) -> None:
         self.rate = (per_minute or 0) / 60.0
         self.capacity = per_minute or 0
         self.level = float(self.capacity)
-        self.stamp = time.monotonic()
+        self.clock, self.sleep = clock, sleep
+        self.stamp = clock()
         self.lock = asyncio.Lock()
 
     async def take(self, amount: float = 1.0) -> None:
@@ -20,13 +23,13 @@ class Bucket:
         amount = min(amount, self.capacity)  # one request larger than a minute's budget still goes, alone
         async with self.lock:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
                 self.stamp = now
                 if self.level >= amount:
                     self.level -= amount
                     return
-                await asyncio.sleep((amount - self.level) / self.rate)
+                await self.sleep((amount - self.level) / self.rate)
 
     def refund(self, amount: float) -> None:
         if self.rate > 0:
