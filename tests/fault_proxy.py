@@ -17,8 +17,11 @@ RESHAPES = ["reasoning", "reasoning_only"]
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, schedule: list[str | None], slow_seconds: float = 12.0) -> None:
-        self.upstream, self.schedule, self.slow = upstream.rstrip("/"), schedule, slow_seconds
+    def __init__(self, upstream: str, schedule: list[str | None], slow_seconds: float = 12.0, *,
+                 say=None) -> None:
+        """`say(prompt) -> text`: the real server still answers each request, then its reply's text is replaced by
+        what `say` returns for the request's last message (a judge test then knows what each verdict must be)."""
+        self.upstream, self.schedule, self.slow, self.say = upstream.rstrip("/"), schedule, slow_seconds, say
         self.count = 0
         self.injected: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -52,6 +55,12 @@ class FaultProxy:
                     data = b"<html>bad gateway</html>"
                 elif fault == "empty_choices":
                     data = json.dumps({**r.json(), "choices": []}).encode()
+                elif proxy.say is not None and r.status_code == 200:
+                    reply = r.json()
+                    prompt = json.loads(body)["messages"][-1]["content"]
+                    for ch in reply["choices"]:
+                        ch["message"]["content"] = proxy.say(prompt)
+                    data = json.dumps(reply).encode()
                 elif fault in RESHAPES and r.status_code == 200:
                     reply = r.json()
                     for ch in reply["choices"]:

@@ -20,12 +20,28 @@ def test_presets_have_per_size_defaults():
         config_from_preset("smollm2-135m", lr=-1.0)
 
 
-def test_unsloth_translation():
-    cfg = config_from_preset("qwen2.5-0.5b", max_steps=10, seed=3)
-    a = unsloth_args(cfg, "Qwen/Qwen2.5-0.5B", "/tmp/x")
-    assert a["peft"]["r"] == cfg.lora_r and a["peft"]["random_state"] == 3
-    assert a["sft"]["max_steps"] == 10 and a["sft"]["completion_only_loss"] is True
-    assert a["sft"]["gradient_accumulation_steps"] == cfg.grad_accum
+def test_unsloth_translation_builds_the_installed_trl_config():
+    """The translated arguments are accepted by the TRL and transformers that `make test` installs (a key they
+    dropped, such as warmup_ratio in transformers 5, raises here), with the hf backend's schedule and precision."""
+    import torch
+    from trl import SFTConfig
+
+    for preset, bf16 in (("qwen2.5-0.5b", True), ("smollm2-135m", False)):
+        cfg = config_from_preset(preset, max_steps=10, seed=3)
+        a = unsloth_args(cfg, "Qwen/Qwen2.5-0.5B", "/tmp/x", n_rows=40)
+        assert a["peft"]["r"] == cfg.lora_r and a["peft"]["random_state"] == 3
+        assert a["sft"]["max_steps"] == 10 == cfg.total_steps(40) and a["sft"]["completion_only_loss"] is True
+        assert a["sft"]["gradient_accumulation_steps"] == cfg.grad_accum and a["sft"]["bf16"] is bf16
+        assert a["sft"]["warmup_steps"] == max(1, int(cfg.warmup_ratio * 10))
+        # this machine has no GPU: the same arguments, told to run on the CPU in float32
+        cpu = {} if torch.cuda.is_available() else {"use_cpu": True, "bf16": False}
+        built = SFTConfig(**{**a["sft"], **cpu})
+        assert built.max_steps == 10 and built.warmup_steps == a["sft"]["warmup_steps"]
+        assert built.learning_rate == cfg.lr and built.lr_scheduler_type == "linear"
+    # epochs, not steps: the step count is the hf backend's for the same rows
+    cfg = config_from_preset("smollm2-135m", epochs=2, batch_size=4)
+    cfg.max_steps = None
+    assert unsloth_args(cfg, "m", "/tmp/x", n_rows=10)["sft"]["max_steps"] == cfg.total_steps(10) == 6
 
 
 def test_mlx_translation():
@@ -42,24 +58,36 @@ def test_mlx_translation():
     micro = [{"step": i, "loss": float(i)} for i in range(1, 9)] + [{"step": 8, "eval_loss": 0.5}]
     from tracestyle.distill.sft_mlx import per_optimizer_step
     assert per_optimizer_step(micro, 4) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 6.5, "eval_loss": 0.5}]
-    ds = mlx_dataset([{"question": "q", "text": "t"}])
-    assert [m["role"] for m in ds[0]["messages"]] == ["system", "user", "assistant"]
-    plain = mlx_dataset([{"question": "q", "text": "t"}], "plain")
-    assert plain == [{"prompt": "Question: q\nAnswer:", "completion": " t"}]
+    assert c["num_layers"] == -1, "LoRA on every layer, as peft's target modules"
+    sched = c["lr_schedule"]
+    assert sched["name"] == "linear_schedule" and sched["arguments"][:2] == [cfg.lr, 0.0]
+    assert sched["warmup"] == max(1, int(cfg.warmup_ratio * 5)) and sched["arguments"][2] == 5 - sched["warmup"]
 
 
-def test_one_prompt_builder_for_every_backend():
-    """hf training and evaluation, vllm and mlx all build the student's prompt with the same function."""
-    import inspect
+@pytest.mark.parametrize("student", ["smollm2-135m", "gemma3-270m"])
+@pytest.mark.parametrize("fmt", ["chat", "plain"])
+def test_every_trainer_sees_the_hf_backends_text(student, fmt):
+    """mlx and unsloth train on the very prompt and completion the hf backend tokenizes (mlx-lm's own completions
+    dataset would wrap a plain-format row in the chat template; tracestyle.distill.mlx_lora_main reads it as is)."""
+    from tracestyle.distill.examples import encode_example
+    from tracestyle.distill.mlx_lora_main import plain_process
+    from tracestyle.distill.models import load_tokenizer
+    from tracestyle.distill.sft_unsloth import sft_rows
 
-    from tracestyle.distill import eval_mlx, eval_vllm, examples, generation, sft_unsloth
-    for mod in (eval_mlx, eval_vllm, generation, sft_unsloth):
-        assert "build_prompt(" in inspect.getsource(mod), mod.__name__
-    assert "apply_chat_template" not in inspect.getsource(eval_vllm)
+    tok = load_tokenizer(student)
+    rows = [{"question": "Who runs the billing service?", "text": "Billing is run by the SRE team.\nANSWER: SRE team"}]
+    ex = encode_example(tok, rows[0]["question"], rows[0]["text"], 512, fmt)
+    n_prompt = ex["labels"].count(-100)
+    for built in (mlx_dataset(rows, tok, fmt), sft_rows(rows, tok, fmt)):
+        assert tok(built[0]["prompt"], add_special_tokens=False)["input_ids"] == ex["input_ids"][:n_prompt]
+        assert tok(built[0]["completion"], add_special_tokens=False)["input_ids"] == ex["input_ids"][n_prompt:]
 
-    class NoTemplate:
-        chat_template = None
-    assert examples.build_prompt(NoTemplate(), "2+2?", "chat") == examples.build_prompt(NoTemplate(), "2+2?", "plain")
+    class MlxCompletions:     # what mlx-lm's CompletionsDataset hands to `process`
+        prompt_key, completion_key, mask_prompt, tokenizer = "prompt", "completion", True, tok
+    ids, offset = plain_process(MlxCompletions(), mlx_dataset(rows, tok, fmt)[0])
+    assert ids == ex["input_ids"] and offset == n_prompt
+    if fmt == "plain":
+        assert "<|im_start|>" not in tok.decode(ids) and tok.decode(ids[:n_prompt]).rstrip().endswith("Answer:")
 
 
 def test_import_guards_name_the_extra(monkeypatch):

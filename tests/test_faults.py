@@ -11,7 +11,7 @@ from tracestyle.tasks.kg.questions import generate_kg_problems
 
 from fault_proxy import FAULTS, RESHAPES, FaultProxy
 
-pytestmark = [pytest.mark.slow, pytest.mark.server]
+pytestmark = pytest.mark.slow
 
 
 def _run(tmp_path, base_url, n=6, retries=10):

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.server]
+pytestmark = pytest.mark.slow
 
 
 def _rows(path):
@@ -75,42 +75,71 @@ def test_k_samples_when_server_ignores_n(tmp_path, llama_server):
     assert len({r["text"] for r in results if r["i"] == 0}) >= 2, "separate seeds give separate samples"
 
 
+def _pick(prompt: str, replies: list[str]) -> str:
+    """A reply chosen by the prompt's content, the same in the proxy and in the test's expectation."""
+    import hashlib
+
+    return replies[int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % len(replies)]
+
+
+JUDGE_SAYS = {"YES": "ok", "Yes, it follows the register.": "ok", "NO": "judge:noncompliant",
+              "no - it has numbered labels": "judge:noncompliant", "Perhaps.": "judge:unparsable"}
+
+
 def test_llm_judge_compliance_through_the_server(tmp_path, llama_server):
-    """The judge is a real model: its verdicts are whatever it says, parsed into ok / noncompliant / unparsable."""
+    """The judge's request goes through the real server; its reply text is then set by the proxy per prompt, so
+    each row's verdict is known: YES/NO in any case or punctuation, and anything else unparsable."""
+    from fault_proxy import FaultProxy
+
     probs = tmp_path / "p.jsonl"
-    assert run_cli("problems", "--task", "kg", "--split", "train", "--n", "3", "--out", str(probs)).returncode == 0
-    assert run_cli("generate", "--problems", str(probs), "--registers", "normal", "--out",
+    assert run_cli("problems", "--task", "kg", "--split", "train", "--n", "8", "--out", str(probs)).returncode == 0
+    assert run_cli("generate", "--problems", str(probs), "--registers", "normal,titanium", "--out",
                    str(tmp_path / "g")).returncode == 0
-    r = run_cli("curate", "--in", str(tmp_path / "g" / "traces.jsonl"), "--task", "kg", "--filters", "judge",
-                "--judge-base-url", llama_server["base_url"], "--judge-model", "smollm2", "--out", str(tmp_path / "c"))
-    assert r.returncode == 0, r.stderr
+    say = list(JUDGE_SAYS)
+    with FaultProxy(llama_server["base_url"], [None], say=lambda prompt: _pick(prompt, say)) as proxy:
+        r = run_cli("curate", "--in", str(tmp_path / "g" / "traces.jsonl"), "--task", "kg", "--filters", "judge",
+                    "--judge-base-url", proxy.base_url, "--judge-model", "smollm2", "--out", str(tmp_path / "c"))
+        assert r.returncode == 0, r.stderr
+        assert proxy.count == 16    # one request per trace, in one batch
     rows = _rows(tmp_path / "c" / "kept.jsonl") + _rows(tmp_path / "c" / "dropped.jsonl")
-    assert len(rows) == 3
-    assert all(x["checks"]["judge"]["reason"] in ("ok", "judge:noncompliant", "judge:unparsable") for x in rows)
-    # one batch, its cache inside the curate folder: a second curate elsewhere reuses nothing, the same one all
-    cache = _rows(tmp_path / "c" / "judge_cache.jsonl")
-    assert len([x for x in cache if "text" in x]) == 3
+    assert len(rows) == 16
     from tracestyle.curate.teachers.judge import ComplianceJudge
     from tracestyle.prompts import load_registers
 
-    judge = ComplianceJudge(load_registers(["normal"]), llama_server["base_url"], "smollm2",
+    judge = ComplianceJudge(load_registers(["normal", "titanium"]), llama_server["base_url"], "smollm2",
                             api_key_env="OPENAI_API_KEY")
+    want = {(x["problem_id"], x["register"]): JUDGE_SAYS[_pick(judge._prompt(x), say)] for x in rows}
+    got = {(x["problem_id"], x["register"]): x["checks"]["judge"]["reason"] for x in rows}
+    assert got == want and len(set(want.values())) == 3, (got, want)
+    kept = {(x["problem_id"], x["register"]) for x in _rows(tmp_path / "c" / "kept.jsonl")}
+    assert kept == {k for k, v in want.items() if v == "ok"}, "a judged-noncompliant trace was kept"
+    # the cache lives in the curate folder: the same rows are judged again without a request, alike
     judge.prefetch(rows, tmp_path / "c" / "judge_cache.jsonl")
     assert judge.requests == 0 and [judge(x).reason for x in rows] == [x["checks"]["judge"]["reason"] for x in rows]
 
 
 def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
+    """Failure labels from the judge (through the real server, the reply set per prompt by the proxy): each wrong
+    answer gets the category its reply names, an unknown reply is unparsable, and the report tables them."""
     from tracestyle.reports.judge_labels import load_taxonomy, parse_label
 
+    from fault_proxy import FaultProxy
     from test_report_render import _fake_run
 
     cats = load_taxonomy()
     assert parse_label("Scope_confusion.", cats) == "scope_confusion" and parse_label("???", cats) == "unparsable"
+    names = sorted(cats)[:3]
+    said = {f"{names[0].capitalize()}.": names[0], f"Category: {names[1]}": names[1], names[2]: names[2],
+            "I cannot tell.": "unparsable"}
+    say = list(said)
     run = _fake_run(tmp_path / "run")
-    r = run_cli("report", str(run), "--judge-base-url", llama_server["base_url"], "--judge-model", "smollm2")
-    assert r.returncode == 0, r.stderr
+    with FaultProxy(llama_server["base_url"], [None], say=lambda prompt: _pick(prompt, say)) as proxy:
+        r = run_cli("report", str(run), "--judge-base-url", proxy.base_url, "--judge-model", "smollm2")
+        assert r.returncode == 0, r.stderr
     labels = _rows(run / "cells" / "smollm2-135m" / "base" / "eval" / "judge_labels.jsonl")
-    assert len(labels) == 5  # the five wrong answers of the base model; correct ones are not judged
-    assert all(x["judge_label"] in set(cats) | {"unparsable"} for x in labels)
-    assert "LLM-judge failure labels" in (run / "report.md").read_text()
+    assert len(labels) == 5 and proxy.count == 5  # the five wrong answers of the base model; right ones unjudged
+    assert all(x["judge_label"] == said[x["judge_reply"]] for x in labels), labels
+    table = (run / "report.md").read_text().split("LLM-judge failure labels")[1]
+    for lab in {x["judge_label"] for x in labels}:
+        assert lab in table, lab
     assert (run / "judge_cache.jsonl").exists()   # one batch for the whole run, cached in the run folder

@@ -25,5 +25,7 @@ class InputError(Exception):
 class MissingExtraError(InputError):
     """An optional backend is not installed; names the extra that provides it."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"'{package}' is not installed; install it with: pip install 'tracestyle[{extra}]'")
+    def __init__(self, package: str, extra: str | None = None, *, how: str | None = None) -> None:
+        """`extra`: the tracestyle extra that installs it; `how`: the install step where no extra does."""
+        how = how or f"pip install 'tracestyle[{extra}]'" if extra or how else f"pip install {package}"
+        super().__init__(f"'{package}' is not installed; install it with: {how}")

@@ -1,5 +1,6 @@
 """mlx-lm backend (Apple silicon; also runs slowly on Linux CPU with mlx[cpu]): the shared TrainConfig mapped
-onto `mlx_lm lora` with its chat JSONL format and prompt masking."""
+onto mlx-lm's LoRA trainer (LoRA on every layer, the hf backend's warm-up and linear decay, prompt masking), fed
+the same prompt and completion texts as the hf backend (distill/mlx_lora_main.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,17 @@ import time
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.examples import chat_messages, plain_prompt
-from tracestyle.distill.models import load_preset, resolve_model_path
+from tracestyle.distill.examples import build_prompt, completion_text
+from tracestyle.distill.models import load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import write_jsonl
 
 
-def mlx_dataset(rows: list[dict], fmt: str = "chat") -> list[dict]:
-    """The shared student prompt in mlx-lm's formats: chat messages (rendered by the tokenizer's template, as
-    build_prompt does) or prompt/completion pairs for the plain format."""
-    if fmt == "plain":
-        return [{"prompt": plain_prompt(r["question"]), "completion": " " + r["text"].strip()} for r in rows]
-    return [{"messages": chat_messages(r["question"]) + [{"role": "assistant", "content": r["text"]}]} for r in rows]
+def mlx_dataset(rows: list[dict], tok, fmt: str = "chat") -> list[dict]:
+    """The hf backend's texts for each row: the student's prompt (build_prompt) and the completion with its end
+    token (completion_text), as prompt/completion pairs tokenized as they stand (mlx_lora_main.py)."""
+    return [{"prompt": build_prompt(tok, r["question"], fmt), "completion": completion_text(tok, r["text"], fmt)}
+            for r in rows]
 
 
 def n_valid(n_rows: int, batch_size: int) -> int:
@@ -40,6 +40,8 @@ def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n
     return {"model": model_path, "train": True, "data": data_dir, "adapter_path": out_dir, "fine_tune_type": "lora",
             "batch_size": cfg.batch_size, "iters": iters, "learning_rate": cfg.lr, "max_seq_length": cfg.max_length,
             "seed": cfg.seed, "mask_prompt": True, "grad_accumulation_steps": cfg.grad_accum,
+            "num_layers": -1,   # every layer, as peft's target modules do (mlx-lm's default is the last 16)
+            "lr_schedule": lr_schedule(cfg, cfg.total_steps(n_rows)),
             "steps_per_report": 1, "steps_per_eval": cfg.eval_every * ga, "save_every": cfg.save_every * ga,
             # the whole (small) validation file, not mlx-lm's default of 25 batches
             "val_batches": -(-(n_heldout or n_valid(n_rows, cfg.batch_size)) // cfg.batch_size),
@@ -47,6 +49,14 @@ def mlx_config(cfg: TrainConfig, model_path: str, data_dir: str, out_dir: str, n
                                 "dropout": cfg.lora_dropout, "keys": [f"self_attn.{t}" if t.endswith("_proj") and
                                                                       t[0] in "qkvo" else f"mlp.{t}"
                                                                       for t in cfg.lora_targets]}}
+
+
+def lr_schedule(cfg: TrainConfig, total_steps: int) -> dict:
+    """The hf backend's schedule in mlx-lm's terms (counted in optimizer updates): a linear warm-up over
+    warmup_ratio of the steps from lr/warm, then a linear decay to 0 at the last step."""
+    warm = max(1, int(cfg.warmup_ratio * total_steps))
+    return {"name": "linear_schedule", "arguments": [cfg.lr, 0.0, max(1, total_steps - warm)], "warmup": warm,
+            "warmup_init": cfg.lr / warm}
 
 
 # mlx-lm's report lines: "Iter 5: Train loss 1.234, ..." (before 0.30) or a table row "5  1.234 ▼  2  0.3k" /
@@ -109,13 +119,14 @@ def train_mlx(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
         else (rows, rows[: cfg.batch_size])
     if len(train_rows) < cfg.batch_size:
         raise InputError(f"{len(rows)} training rows, fewer than one batch of {cfg.batch_size}", field="batch_size")
-    write_jsonl(data / "train.jsonl", mlx_dataset(train_rows, cfg.prompt_format))
-    write_jsonl(data / "valid.jsonl", mlx_dataset(valid_rows, cfg.prompt_format))
+    tok = load_tokenizer(cfg.student)
+    write_jsonl(data / "train.jsonl", mlx_dataset(train_rows, tok, cfg.prompt_format))
+    write_jsonl(data / "valid.jsonl", mlx_dataset(valid_rows, tok, cfg.prompt_format))
     conf = mlx_config(cfg, resolve_model_path(load_preset(cfg.student).model), str(data), str(out),
                       len(train_rows), n_heldout=len(valid_rows))
     (out / "mlx_config.yaml").write_text(yaml.safe_dump(conf))
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "mlx_config.yaml")],
+    proc = subprocess.run([sys.executable, "-m", "tracestyle.distill.mlx_lora_main", "-c", str(out / "mlx_config.yaml")],
                           capture_output=True, text=True)
     elapsed = time.time() - t0
     if proc.returncode != 0:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.examples import build_prompt
+from tracestyle.distill.examples import build_prompt, completion_text
 from tracestyle.distill.models import load_preset, resolve_model_path
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import write_jsonl
 
 
-def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str) -> dict:
-    """Pure translation, tested without a GPU."""
+def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str, n_rows: int) -> dict:
+    """Pure translation, tested without a GPU by building the installed TRL's real SFTConfig from it. The same
+    schedule as the hf backend: its step count (TrainConfig.total_steps) and its warm-up in steps (transformers 5
+    has no warmup_ratio), linear decay; precision from the preset (bf16 only where the preset computes in it)."""
+    total = cfg.total_steps(n_rows)
     return {
         "model": {"model_name": model_path, "max_seq_length": cfg.max_length, "load_in_4bit": False,
                   "dtype": None},
@@ -20,10 +23,17 @@ def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str) -> dict:
                  "target_modules": cfg.lora_targets, "random_state": cfg.seed, "use_gradient_checkpointing": "unsloth"},
         "sft": {"output_dir": out_dir, "per_device_train_batch_size": cfg.batch_size,
                 "gradient_accumulation_steps": cfg.grad_accum, "learning_rate": cfg.lr,
-                "num_train_epochs": cfg.epochs, "max_steps": cfg.max_steps or -1, "warmup_ratio": cfg.warmup_ratio,
-                "seed": cfg.seed, "logging_steps": 1, "save_steps": cfg.save_every, "eval_steps": cfg.eval_every,
-                "max_length": cfg.max_length, "completion_only_loss": True, "report_to": "none", "bf16": True},
+                "max_steps": total, "warmup_steps": max(1, int(cfg.warmup_ratio * total)),
+                "lr_scheduler_type": "linear", "seed": cfg.seed, "logging_steps": 1, "save_steps": cfg.save_every,
+                "eval_steps": cfg.eval_every, "max_length": cfg.max_length, "completion_only_loss": True,
+                "report_to": "none", "bf16": cfg.dtype == "bfloat16"},
     }
+
+
+def sft_rows(rows: list[dict], tok, fmt: str) -> list[dict]:
+    """The hf backend's texts: the student's prompt and the completion with its end token."""
+    return [{"prompt": build_prompt(tok, r["question"], fmt), "completion": completion_text(tok, r["text"], fmt)}
+            for r in rows]
 
 
 def train_unsloth(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> dict:
@@ -33,15 +43,14 @@ def train_unsloth(rows: list[dict], cfg: TrainConfig, out_dir: str | Path) -> di
             raise InputError("the unsloth backend needs a CUDA GPU; use --backend hf on this machine", field="backend")
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
-        from unsloth import FastLanguageModel
+        from unsloth import FastLanguageModel  # first: unsloth patches trl and transformers when imported
     except ImportError:
         raise MissingExtraError("unsloth", "unsloth") from None
 
-    a = unsloth_args(cfg, resolve_model_path(load_preset(cfg.student).model), str(out_dir))
+    a = unsloth_args(cfg, resolve_model_path(load_preset(cfg.student).model), str(out_dir), len(rows))
     model, tok = FastLanguageModel.from_pretrained(**a["model"])
     model = FastLanguageModel.get_peft_model(model, **a["peft"])
-    ds = Dataset.from_list([{"prompt": build_prompt(tok, r["question"], cfg.prompt_format), "completion": r["text"]}
-                            for r in rows])
+    ds = Dataset.from_list(sft_rows(rows, tok, cfg.prompt_format))
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, args=SFTConfig(**a["sft"]))
     result = trainer.train(resume_from_checkpoint=any(Path(out_dir).glob("checkpoint-*")) or None)
     model.save_pretrained(out_dir)

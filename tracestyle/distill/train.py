@@ -11,7 +11,7 @@ from tracestyle.distill.sft_hf import train_hf
 from tracestyle.distill.sft_mlx import train_mlx
 from tracestyle.distill.sft_unsloth import train_unsloth
 from tracestyle.errors import InputError
-from tracestyle.jsonl import read_jsonl, strip_meta
+from tracestyle.jsonl import read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
 
 log = logging.getLogger("tracestyle")
@@ -50,6 +50,7 @@ def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, *, allow_
     else:
         res = train_mlx(rows, cfg, out_dir)
     res["eval_leak"] = bool(leaks)
+    write_json(Path(out_dir) / "train_config.json", cfg.to_dict())   # every backend: eval reads its prompt format
     write_manifest(out_dir, "train", conf, inputs, {"rows": len(rows), **res}, started=t0,
                    extra={"eval_leak": bool(leaks)})
     return {"skipped": False, **res}

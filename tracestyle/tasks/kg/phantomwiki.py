@@ -43,9 +43,10 @@ def requirements() -> None:
     try:
         import phantom_wiki  # noqa: F401
     except ImportError:
-        raise MissingExtraError("PhantomWiki needs the phantom-wiki package (make setup-test installs it)") from None
+        raise MissingExtraError("phantom-wiki", how="pip install --ignore-requires-python phantom-wiki==1.0.3 "
+                                "(make setup-test does)") from None
     if shutil.which("swipl") is None:
-        raise MissingExtraError("PhantomWiki needs SWI-Prolog: apt-get install swi-prolog-nox")
+        raise MissingExtraError("SWI-Prolog (PhantomWiki needs it)", how="apt-get install swi-prolog-nox")
 
 
 def label(pred: str) -> str:

@@ -17,8 +17,7 @@ def rg():
     try:
         import reasoning_gym
     except ImportError:
-        raise MissingExtraError("reasoning-gym tasks need the reasoning-gym package: pip install 'tracestyle[rg]'") \
-            from None
+        raise MissingExtraError("reasoning-gym", "rg") from None
     return reasoning_gym
 
 
