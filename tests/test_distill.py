@@ -1,15 +1,12 @@
 """Students on the real bundled SmolLM2-135M: train, exact resume after kill -9, eval, RSFT split hygiene."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli_process, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +25,28 @@ def kg_data(tmp_path_factory):
     return d
 
 
+# a learning rate high enough that 6 steps change the student's outputs (test_eval_base_and_adapter)
 TRAIN = ["--student", "smollm2-135m", "--steps", "6", "--batch-size", "2", "--max-length", "192",
-         "--save-every", "2", "--eval-every", "3", "--seed", "7"]
+         "--save-every", "2", "--eval-every", "3", "--seed", "7", "--lr", "3e-3"]
 
 
 def _metrics(path):
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def test_train_leaves_adapter_and_metrics_and_loads_with_plain_peft(kg_data, tmp_path):
-    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(tmp_path / "a"))
+@pytest.fixture(scope="module")
+def reference(kg_data, tmp_path_factory):
+    """The one uninterrupted LoRA run the module's tests share: the adapter and the loss curve every resumed run
+    must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "a"
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "a" / "adapter_config.json").exists()
-    m = _metrics(tmp_path / "a" / "metrics.jsonl")
+    return out
+
+
+def test_train_leaves_adapter_and_metrics_and_loads_with_plain_peft(kg_data, reference, tmp_path):
+    assert (reference / "adapter_config.json").exists()
+    m = _metrics(reference / "metrics.jsonl")
     assert [x["step"] for x in m] == [1, 2, 3, 4, 5, 6] and any("eval_loss" in x for x in m)
     assert m[-1]["loss"] < m[0]["loss"]
     from peft import PeftModel
@@ -48,18 +54,15 @@ def test_train_leaves_adapter_and_metrics_and_loads_with_plain_peft(kg_data, tmp
 
     from tracestyle.distill.models import bundled_model_dir
     base = AutoModelForCausalLM.from_pretrained(bundled_model_dir())
-    model = PeftModel.from_pretrained(base, str(tmp_path / "a"))
+    model = PeftModel.from_pretrained(base, str(reference))
     assert any("lora_A" in n for n, _ in model.named_parameters())
     # an unchanged rerun is skipped
-    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(tmp_path / "a"))
+    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(reference))
     assert "nothing to do" in r.stdout
 
-    # killed mid-run, resumed: the same loss curve as the uninterrupted run
+    # killed mid-run (kill -9, its own process), resumed: the same loss curve as the uninterrupted run
     out = tmp_path / "b"
-    env = {**os.environ, "TRACESTYLE_QUIET": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", "train", "--data",
-                             str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_process("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out))
     deadline = time.time() + 600
     while time.time() < deadline and not (out / "checkpoints" / "step-4").exists():
         time.sleep(0.2)
@@ -74,7 +77,7 @@ def test_train_leaves_adapter_and_metrics_and_loads_with_plain_peft(kg_data, tmp
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4), (a, b)
 
 
-def test_eval_base_and_adapter(kg_data, tmp_path):
+def test_eval_base_and_adapter(kg_data, reference, tmp_path):
     r = run_cli("eval", "--student", "smollm2-135m", "--problems", str(kg_data / "eval.jsonl"),
                 "--out", str(tmp_path / "e"), "--batch-size", "3", "--max-new-tokens", "24")
     assert r.returncode == 0, r.stderr
@@ -84,51 +87,46 @@ def test_eval_base_and_adapter(kg_data, tmp_path):
     assert summary["n"] == 6 and summary["accuracy"] == sum(x["correct"] for x in rows) / 6
     assert all("path_valid" in x and x["tokens"] > 0 for x in rows)
     assert summary["tokens_per_s"] > 0
-    # the same problems with a trained adapter: its weights are used (the outputs change) and hashed as input
-    a = tmp_path / "a"
-    r = run_cli("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--lr", "3e-3", "--out", str(a))
-    assert r.returncode == 0, r.stderr
-    r = run_cli("eval", "--student", "smollm2-135m", "--adapter", str(a), "--problems", str(kg_data / "eval.jsonl"),
-                "--out", str(tmp_path / "ea"), "--batch-size", "3", "--max-new-tokens", "24")
+    # the same problems with the trained adapter: its weights are used (the outputs change) and hashed as input
+    r = run_cli("eval", "--student", "smollm2-135m", "--adapter", str(reference), "--problems",
+                str(kg_data / "eval.jsonl"), "--out", str(tmp_path / "ea"), "--batch-size", "3",
+                "--max-new-tokens", "24")
     assert r.returncode == 0, r.stderr
     tuned = [json.loads(x) for x in (tmp_path / "ea" / "eval.jsonl").read_text().splitlines()]
     man = json.loads((tmp_path / "ea" / "manifest.json").read_text())
-    assert man["config"]["adapter"] == str(a) and any("adapter_model.safetensors" in k for k in man["inputs"])
+    assert man["config"]["adapter"] == str(reference) and any("adapter_model.safetensors" in k for k in man["inputs"])
     assert [x["output"] for x in tuned] != [x["output"] for x in rows], "the adapter changed nothing"
 
 
-def test_full_disk_stops_training_cleanly_and_the_rerun_resumes(kg_data, tmp_path, monkeypatch):
+def test_full_disk_stops_training_cleanly_and_the_rerun_resumes(kg_data, reference, tmp_path, monkeypatch):
     """A disk that fills during training: a plain error naming the folder before anything is half-written, the
-    last complete checkpoint kept, and the rerun continues from it to the same curve."""
+    last complete checkpoint kept, and the rerun continues from it to the reference curve."""
     import shutil as real_shutil
 
     import tracestyle.diskspace as ds
-    from tracestyle.distill.config import TrainConfig
-    from tracestyle.distill.train import run_train
 
-    data = kg_data / "cur" / "kept.jsonl"
-    cfg = TrainConfig(student="smollm2-135m", max_steps=4, batch_size=2, max_length=160, save_every=1, seed=5)
-    ref = run_train(data, cfg, tmp_path / "ref")
     calls = []
     usage = real_shutil.disk_usage
 
     def filling(path):
         calls.append(path)
         u = usage(path)
-        return u._replace(free=0) if len(calls) >= 3 else u      # full from the third checkpoint on
+        return u._replace(free=0) if len(calls) >= 2 else u      # full from the second checkpoint (step 4) on
 
     out = tmp_path / "run"
+    args = ("train", "--data", str(kg_data / "cur" / "kept.jsonl"), *TRAIN, "--out", str(out))
     monkeypatch.setattr(ds.shutil, "disk_usage", filling)
-    with pytest.raises(ds.DiskSpaceError, match="checkpoint of step 3") as e:
-        run_train(data, cfg, out)
-    assert str(out) in str(e.value)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]   # no half-written step-3
+    r = run_cli(*args)
+    assert r.returncode == 2 and "checkpoint of step 4" in r.stderr and str(out) in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]   # no half-written step-4
+    assert not (out / "manifest.json").exists()
     monkeypatch.setattr(ds.shutil, "disk_usage", usage)
-    res = run_train(data, cfg, out)
-    assert not res["skipped"] and res["steps"] == 4 and not (out / "checkpoints").exists()
-    assert [r["loss"] for r in _metrics(out / "metrics.jsonl")] == \
-        pytest.approx([r["loss"] for r in _metrics(tmp_path / "ref" / "metrics.jsonl")], rel=1e-4)
-    assert ref["steps"] == 4
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert not (out / "checkpoints").exists()
+    assert [x["loss"] for x in _metrics(out / "metrics.jsonl")] == \
+        pytest.approx([x["loss"] for x in _metrics(reference / "metrics.jsonl")], rel=1e-3, abs=1e-4)
 
 
 def test_full_fine_tuning_resumes_and_evaluates(kg_data, tmp_path):
@@ -140,9 +138,7 @@ def test_full_fine_tuning_resumes_and_evaluates(kg_data, tmp_path):
     assert run_cli(*args, "--out", str(ref)).returncode == 0
     m = _metrics(ref / "metrics.jsonl")
     out = tmp_path / "full"
-    proc = subprocess.Popen([sys.executable, "-m", "tracestyle.cli", "--quiet", *args, "--out", str(out)],
-                            env={**os.environ, "TRACESTYLE_QUIET": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = cli_process(*args, "--out", str(out))
     deadline = time.time() + 600
     while time.time() < deadline and not (out / "checkpoints" / "step-2" / "state.pt").exists():
         time.sleep(0.1)

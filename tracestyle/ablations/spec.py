@@ -14,7 +14,7 @@ from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.prompts import load_registers
-from tracestyle.tasks import TASKS
+from tracestyle.tasks import TASKS, get_task
 from tracestyle.tasks.kg.refs import get_kg
 from tracestyle.tasks.reasoning_gym.source import dataset_names
 
@@ -151,9 +151,7 @@ class GridSpec:
         if not (tb in ("none", "matched") or (isinstance(tb, int) and not isinstance(tb, bool) and tb > 0)):
             bad("token_budget", f"must be none, matched or a positive integer, got {self.token_budget!r}")
 
-        kinds = [k for k in KINDS if self.task == "kg" or k != "wrong_edge"]
-        if self.task == "kg":
-            kinds = [k for k in kinds if not k.startswith("wrong_value")]
+        kinds = [k for k in KINDS if k in get_task(self.task).corruptions] if self.task in TASKS else list(KINDS)
         if not isinstance(self.corruption, list) or any(k not in kinds for k in self.corruption):
             bad("corruption", f"must be a list of {', '.join(kinds)} (for task {self.task}), got {self.corruption!r}")
         if self.corruption_registers is not None and any(r not in self.registers for r in self.corruption_registers):

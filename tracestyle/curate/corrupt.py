@@ -19,6 +19,7 @@ import re
 
 from tracestyle.answers.arithmetic import line_statements
 from tracestyle.answers.numbers import parse_number
+from tracestyle.tasks import task_of
 from tracestyle.tasks.kg.refs import resolve_kg
 
 KINDS = ("wrong_value", "wrong_value_propagated", "shuffle_steps", "delete_step", "wrong_edge")
@@ -45,14 +46,6 @@ def _answer_value(row: dict) -> float | None:
     return parse_number(str(row.get("gold", "")))
 
 
-def _math_step(s: str) -> bool:
-    return any(ok for *_, ok in line_statements(s))
-
-
-def _kg_step(kg):
-    return lambda s: len(kg.entity_pattern.findall(s)) >= 2
-
-
 def _swap_spans(text: str, spans: list[tuple[int, int]], contents: list[str]) -> str:
     out, last = [], 0
     for (a, b), c in zip(spans, contents):
@@ -76,7 +69,7 @@ def _fmt(v: float, like: str) -> str:
 
 def _wrong_value(row: dict, rng: random.Random, propagate: bool) -> tuple[str, dict] | None:
     text, answer = row["text"], _answer_value(row)
-    spans = _units(text, _math_step)
+    spans = _units(text, task_of(row.get("problem") or {}).step_unit(row.get("problem") or {}))
     found = []   # (span index, match) of intermediate stated results
     for k, (a, b) in enumerate(spans[:-1]):
         results = {stated for _, stated, _, ok in line_statements(text[a:b]) if ok}
@@ -155,14 +148,15 @@ def corrupt_row(row: dict, kind: str, seed: int) -> dict | None:
     # both wrong_value kinds draw the same change, so the two differ only in what later steps do with it
     key = "wrong_value" if kind.startswith("wrong_value") else kind
     rng = random.Random(f"{seed}:{row.get('problem_id')}:{row.get('register')}:{key}:{row.get('sample', 0)}")
-    is_kg = (row.get("problem") or {}).get("task") == "kg"
+    task = task_of(row.get("problem") or {})
+    if kind not in task.corruptions:
+        return None
     if kind == "wrong_edge":
-        res = _wrong_edge(row, rng) if is_kg else None
+        res = _wrong_edge(row, rng)
     elif kind.startswith("wrong_value"):
-        res = None if is_kg else _wrong_value(row, rng, kind.endswith("propagated"))
+        res = _wrong_value(row, rng, kind.endswith("propagated"))
     else:
-        step = _kg_step(resolve_kg(row["problem"])) if is_kg else _math_step
-        res = (_shuffle if kind == "shuffle_steps" else _delete)(row, rng, step)
+        res = (_shuffle if kind == "shuffle_steps" else _delete)(row, rng, task.step_unit(row["problem"]))
     if res is None:
         return None
     text, info = res

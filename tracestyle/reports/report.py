@@ -19,7 +19,7 @@ from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
-from tracestyle.tasks import get_task
+from tracestyle.tasks import TASKS, get_task
 
 CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "path_valid_rate",
               "steps_valid_rate", "right_answer_wrong_steps", "wrong_answer_valid_steps"]
@@ -154,8 +154,7 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
     for man in run.glob("cells/**/manifest.json"):
         if json.loads(man.read_text()).get("eval_leak"):
             leaks.append(str(man.parent.relative_to(run)))
-    hops = f"; train split {spec.get('train_hops')} hops, eval split {spec.get('eval_hops')} hops" \
-        if spec["task"] == "kg" else ""
+    hops = get_task(spec["task"]).split_note(spec) if spec["task"] in TASKS.names() else ""
     lines = [f"Task {spec['task']}{hops}; {len(data['problems'])} held-out questions; train/eval problem-id overlap: "
              f"{len(overlap)}; curated traces checked against eval questions (overlap filter)."]
     fams = {s["family"] for s in students}

@@ -16,6 +16,22 @@ class Task:
     difficulty_key: str = ""        # the key of problem["difficulty"] that strata are reported by
     # several gold answers (a set): must an output name all of them, or any one? Problems may override it.
     answer_match: str = "all"
+    # the source's licence on an exported dataset card: (the card's `license:` id, the sentence saying whose)
+    licence: tuple[str, str] = ("other", "see the source data")
+
+    # the trace corruptions that apply to this task's traces (curate/corrupt.py)
+    corruptions: tuple[str, ...] = ("wrong_value", "wrong_value_propagated", "shuffle_steps", "delete_step")
+
+    def step_unit(self, problem: dict):
+        """A predicate on a sentence: does it state a step (the unit corruptions shuffle or delete)? By default
+        a checked arithmetic statement."""
+        from tracestyle.answers.arithmetic import line_statements
+
+        return lambda s: any(ok for *_, ok in line_statements(s))
+
+    def split_note(self, spec: dict) -> str:
+        """What the report says about how a grid spec drew its train and eval splits, beyond the task's name."""
+        return ""
 
     @property
     def template_set(self) -> str:

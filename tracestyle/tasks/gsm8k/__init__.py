@@ -13,6 +13,7 @@ from tracestyle.verdict import Verdict
 
 class GSM8KTask(Task):
     name = "gsm8k"
+    licence = ("mit", "MIT (GSM8K, OpenAI)")
     difficulty_key = "steps"
     answer_match = "all"
 
