@@ -13,7 +13,7 @@ import sys
 import time
 
 from tracestyle.distill.engine_ct2 import CT2Generator
-from tracestyle.distill.generation import generate_batch, load_for_generation
+from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
 from tracestyle.tasks.kg.questions import generate_kg_problems
 
 
@@ -38,13 +38,14 @@ def main(n: int = 64, batch: int = 32, max_new: int = 64, student: str = "smollm
         res[f"{name}_seconds"] = secs
         outs[name] = texts
 
-    run("hf_bs1", lambda b: generate_batch(model, tok, b, max_new, fmt=fmt), 1)
-    run(f"hf_bs{batch}", lambda b: generate_batch(model, tok, b, max_new, fmt=fmt), batch)
+    dec = Decoding(max_new, fmt=fmt)
+    run("hf_bs1", lambda b: generate_batch(model, tok, b, dec), 1)
+    run(f"hf_bs{batch}", lambda b: generate_batch(model, tok, b, dec), batch)
     t0 = time.perf_counter()
     engine = CT2Generator(student, None)   # converts once (cached); the conversion time is reported apart
     res["ct2_load_seconds"] = time.perf_counter() - t0
     # loop stopping off: the same work as the peer, so tokens/s and outputs compare one to one
-    run("ours_ct2", lambda b: engine.generate(b, max_new, fmt=fmt, batch_size=batch, stop_loops=False), n)
+    run("ours_ct2", lambda b: engine.generate(b, dec, batch_size=batch, stop_loops=False), n)
     for name in (f"hf_bs{batch}", "ours_ct2"):
         res[f"{name}_identical_to_bs1"] = sum(a == b for a, b in zip(outs[name], outs["hf_bs1"])) / n
     res["ratio_eval_batched_vs_bs1"] = res["ours_ct2_tokens_per_s"] / res["hf_bs1_tokens_per_s"]

@@ -22,7 +22,7 @@ from conftest import free_port, start_llama_server
 def main(n: int) -> None:
     from tracestyle.answers.arithmetic import check_steps
     from tracestyle.curate.corrupt import corrupt_row
-    from tracestyle.curate.generate import generate
+    from tracestyle.curate.generate import Teacher, generate
     from tracestyle.curate.teachers.openai_client import OpenAIConfig
     from tracestyle.prompts import load_registers
     from tracestyle.tasks.gsm8k.source import load_gsm8k
@@ -33,9 +33,9 @@ def main(n: int) -> None:
         regs = load_registers(["normal", "diamond"])
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
-            generate(problems, regs, tmp, teacher="openai", quiet=True,
-                     openai_cfg=OpenAIConfig(base_url=base, model="smollm2", max_tokens=256, temperature=0.7,
-                                             concurrency=4))
+            generate(problems, regs, tmp, Teacher("openai", OpenAIConfig(base_url=base, model="smollm2", max_tokens=256,
+                                                                         temperature=0.7, concurrency=4)),
+                     quiet=True)
             secs = time.time() - t0
             rows = [json.loads(x) for x in (Path(tmp) / "traces.jsonl").read_text().splitlines()]
     finally:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tracestyle.curate.generate import generate
+from tracestyle.curate.generate import Teacher, generate
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.prompts import load_registers
 from tracestyle.tasks.kg.questions import generate_kg_problems
@@ -18,7 +18,7 @@ def _run(tmp_path, base_url, n=6, retries=10):
     probs = generate_kg_problems("devops", "train", n, 5)
     cfg = OpenAIConfig(base_url=base_url, model="smollm2", max_tokens=8, temperature=0.0, concurrency=2,
                        timeout=10.0, max_retries=retries, backoff_base=0.05, backoff_max=0.2)
-    res = generate(probs, load_registers(["normal"]), tmp_path, teacher="openai", openai_cfg=cfg, quiet=True)
+    res = generate(probs, load_registers(["normal"]), tmp_path, Teacher("openai", cfg), quiet=True)
     rows = [json.loads(x) for x in (tmp_path / "traces.jsonl").read_text().splitlines()]
     failed = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()]
     return res, rows, failed
@@ -100,7 +100,7 @@ def test_rate_limits_draw_on_every_request_on_the_wire(tmp_path, llama_server, m
                        timeout=30.0, max_retries=4, rpm=6000, tpm=600000)
     with FaultProxy(llama_server["base_url"], ["500", None]) as proxy:
         cfg.base_url = proxy.base_url
-        generate(probs, load_registers(["normal"]), tmp_path, teacher="openai", openai_cfg=cfg, quiet=True)
+        generate(probs, load_registers(["normal"]), tmp_path, Teacher("openai", cfg), quiet=True)
     rpm_takes = [a for cap, a in taken if cap == 6000]
     tpm_takes = [a for cap, a in taken if cap == 600000]
     assert proxy.count == 6 and proxy.injected == {"500": 3}

@@ -95,3 +95,22 @@ def test_stats():
     assert mcnemar([True, False], [True, False])["p_value"] == 1.0
     t = chi2_2x2([True] * 50 + [False] * 50, [True] * 45 + [False] * 5 + [True] * 5 + [False] * 45)
     assert t["table"] == [[45, 5], [5, 45]] and t["p_value"] < 1e-6
+
+
+def test_arithmetic_error_agrees_with_the_rows_own_step_check(gsm8k_dir):
+    """One arithmetic reader: a wrong answer is an arithmetic_error exactly when the row's `steps` verdict (the
+    step checker, as curation and evaluation record it) found a wrong statement, also for parenthesised and
+    chained expressions; rows from before steps were recorded are checked the same way."""
+    from test_steps import RIGHT, WRONG
+
+    from tracestyle.tasks import score
+    from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+    prob = load_gsm8k("test", gsm8k_dir, 1)[0]
+    for stmt in RIGHT + WRONG + ["(6 + 2) * 3 = 24", "(6 + 2) * 3 = 18", "2 * (3 + 4) = 14", "2 * (3 + 4) = 10"]:
+        out = f"{stmt}\n#### 7"
+        row = {"output": out, **score(prob, out)}
+        assert not row["correct"] and isinstance(row["steps_valid"], bool)
+        assert (categorize(row, prob) == "arithmetic_error") == (not row["steps_valid"]), (stmt, row["steps"])
+        bare = {k: v for k, v in row.items() if k not in ("steps_valid", "steps")}
+        assert categorize(bare, prob) == categorize(row, prob), stmt

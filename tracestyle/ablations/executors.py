@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tracestyle.ablations.spec import GridSpec
-from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.config import EvalConfig, RSFTConfig, config_from_preset
 from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.nll import run_nll
 from tracestyle.distill.rsft import run_rsft
@@ -56,8 +56,8 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
     spec = GridSpec(**spec_dict)
     progress = stage_progress(label or job_label(job), quiet)
     if job["kind"] == "eval":
-        res = run_eval(job["student"], eval_problems, job["out"], adapter=job["adapter"],
-                       batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens, progress=progress)
+        ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens)
+        res = run_eval(job["student"], eval_problems, job["out"], ev, progress=progress)
         return {**res, "worker_pid": os.getpid()}
     if job["kind"] == "nll":
         return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress),
@@ -67,8 +67,9 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None
         res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
     else:
-        res = run_rsft(job["problems"], cfg, job["out"], rounds=1, k=spec.rsft_k, init_adapter=job["init"],
-                       progress=progress, match_difficulty=job.get("match_difficulty"), pool_n=spec.train_n)
+        rs = RSFTConfig(rounds=1, k=spec.rsft_k, init_adapter=job["init"],
+                        match_difficulty=job.get("match_difficulty"), pool_n=spec.train_n)
+        res = run_rsft(job["problems"], cfg, job["out"], rs, progress=progress)
     return {**res, "worker_pid": os.getpid()}
 
 

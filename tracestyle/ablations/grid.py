@@ -17,7 +17,7 @@ from tracestyle.ablations.token_match import match_budget
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import corrupt_row
 from tracestyle.curate.curate import CurateConfig, curate
-from tracestyle.curate.generate import generate
+from tracestyle.curate.generate import Teacher, generate
 from tracestyle.curate.stats import count_tokens_fn
 from tracestyle.jsonl import read_jsonl, safe_child, strip_meta, write_json, write_jsonl
 from tracestyle.layout import cell_dir, eval_dir, nll_dir
@@ -202,7 +202,7 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     train_problems = [strip_meta(p) for p in read_jsonl(tr)]
     # one teacher pass per register, shared by every student and seed
     kind, ocfg = spec.teacher_config()
-    generate(train_problems, registers, out / "gen", teacher=kind, openai_cfg=ocfg, inputs=[tr], quiet=quiet)
+    generate(train_problems, registers, out / "gen", Teacher(kind, ocfg), inputs=[tr], quiet=quiet)
     curate(out / "gen" / "traces.jsonl", out / "curated",
            CurateConfig(task=spec.task, filters=FILTERS, registers=registers, eval_path=ev), quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")

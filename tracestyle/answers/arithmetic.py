@@ -289,6 +289,12 @@ def line_statements(line: str) -> list[tuple[str, float, float, bool]]:
     return out
 
 
+def evaluate(expr: str) -> float | None:
+    """One arithmetic expression as it is written ("3 x $1,250", "(6 + 2) * 3"), computed by the same reader as
+    the step checker; None where it is not arithmetic (never executed)."""
+    return _value(normalize(expr).replace("$", "").replace("^", "**").replace("÷", "/"))
+
+
 def check_steps(text: str) -> StepCheck:
     """Every stated relation in text, recomputed; the first wrong one's 0-based line index in text."""
     checked, errors = 0, []

@@ -9,7 +9,7 @@ from tracestyle.cli.common import add_kg_arg, add_task_args, csv_list, load_task
 from tracestyle.curate.cost import load_prices
 from tracestyle.curate.curate import CurateConfig, curate
 from tracestyle.curate.export import export_dataset, push_to_hub
-from tracestyle.curate.generate import generate
+from tracestyle.curate.generate import Teacher, generate
 from tracestyle.curate.stats import dataset_stats
 from tracestyle.curate.teachers.judge import make_compliance_judge
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
@@ -33,10 +33,10 @@ def cmd_generate(args) -> int:
                         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed, k=args.k,
                         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout,
                         max_retries=args.max_retries, n_mode=args.n_mode)
-    res = generate(problems, registers, args.out, teacher=args.teacher,
-                   openai_cfg=ocfg if args.teacher != "template" else None, cache=args.cache, vllm_model=args.model,
-                   inputs=[args.problems] if args.problems else [], quiet=args.quiet,
-                   prices=load_prices(args.prices) if args.prices else None)
+    teacher = Teacher(args.teacher, ocfg if args.teacher != "template" else None, vllm_model=args.model,
+                      cache=args.cache, prices=load_prices(args.prices) if args.prices else None)
+    res = generate(problems, registers, args.out, teacher, inputs=[args.problems] if args.problems else [],
+                   quiet=args.quiet)
     if res["skipped"]:
         print(f"{args.out}: complete (manifest matches); nothing to do")
     else:

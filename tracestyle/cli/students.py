@@ -6,7 +6,7 @@ import argparse
 import json
 
 from tracestyle.cli.common import add_kg_arg
-from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.config import EvalConfig, RSFTConfig, config_from_preset
 from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
@@ -38,20 +38,20 @@ def cmd_train(args) -> int:
 
 def cmd_rsft(args) -> int:
     cfg = config_from_preset(args.student, **_train_overrides(args))
-    res = run_rsft(args.problems, cfg, args.out, rounds=args.rounds, k=args.k, init_adapter=args.init_adapter,
-                   temperature=args.temperature, top_p=args.top_p, allow_eval_leak=args.allow_eval_leak,
-                   max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch_size, kg=args.kg,
-                   match_difficulty=args.match_difficulty, pool_n=args.pool_n,
-                   progress=stage_progress("rsft sampling", args.quiet))
+    rs = RSFTConfig(rounds=args.rounds, k=args.k, init_adapter=args.init_adapter, temperature=args.temperature,
+                    top_p=args.top_p, allow_eval_leak=args.allow_eval_leak, max_new_tokens=args.max_new_tokens,
+                    batch_size=args.gen_batch_size, kg=args.kg, match_difficulty=args.match_difficulty,
+                    pool_n=args.pool_n)
+    res = run_rsft(args.problems, cfg, args.out, rs, progress=stage_progress("rsft sampling", args.quiet))
     print(json.dumps(res, indent=2))
     return 0
 
 
 def cmd_eval(args) -> int:
-    res = run_eval(args.student, args.problems, args.out, adapter=args.adapter, batch_size=args.batch_size,
-                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, device=args.device,
-                   backend=args.backend, limit=args.limit, fmt=args.prompt_format, kg=args.kg,
-                   progress=stage_progress(f"eval {args.student}", args.quiet))
+    ev = EvalConfig(adapter=args.adapter, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature, device=args.device, backend=args.backend, limit=args.limit,
+                    fmt=args.prompt_format, kg=args.kg)
+    res = run_eval(args.student, args.problems, args.out, ev, progress=stage_progress(f"eval {args.student}", args.quiet))
     print_table("eval", ["student", "adapter", "n", "accuracy", "tokens/s"],
                 [[res["student"], res.get("adapter") or "-", res["n"], f"{res['accuracy']:.3f}",
                   res.get("tokens_per_s")]])

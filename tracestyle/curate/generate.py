@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracestyle.curate.cost import usage_by_register
@@ -27,11 +28,23 @@ def _row(problem: dict, reg: Register, teacher: str, model: str | None, *, sampl
     }
 
 
-def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path, *, teacher: str = "template",
-             openai_cfg: OpenAIConfig | None = None, cache: str | Path | None = None,
-             vllm_model: str | None = None, inputs: list[str | Path] = (), quiet: bool = False,
-             prices: dict | None = None) -> dict:
+@dataclass
+class Teacher:
+    """Who writes the traces: `kind` template, openai (any OpenAI-compatible server: `openai`) or vllm (offline,
+    `vllm_model`); `cache`: the openai response cache (default: inside the output folder); `prices`: per-model
+    prices for the cost table."""
+    kind: str = "template"
+    openai: OpenAIConfig | None = None
+    vllm_model: str | None = None
+    cache: str | Path | None = None
+    prices: dict | None = None
+
+
+def generate(problems: list[dict], registers: dict[str, Register], out_dir: str | Path,
+             teacher: Teacher | None = None, *, inputs: list[str | Path] = (), quiet: bool = False) -> dict:
     """Write out_dir/traces.jsonl (and failed.jsonl for an LLM teacher); skip when the manifest matches."""
+    t = teacher or Teacher()
+    teacher, openai_cfg, cache, vllm_model, prices = t.kind, t.openai, t.cache, t.vllm_model, t.prices
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -78,3 +78,37 @@ def config_from_preset(student: str, **overrides) -> TrainConfig:
                 raise InputError("unknown training option", field=k)
             setattr(cfg, k, v)
     return cfg.validate()
+
+
+@dataclass
+class EvalConfig:
+    """An evaluation's settings (`tracestyle eval` flags, a grid's eval_* keys). `adapter`: a LoRA adapter or a
+    fully fine-tuned model folder; `backend`: auto, hf, ct2, vllm or mlx; `fmt`: the prompt format (None: the one
+    the weights were trained with); `kg`: point KG problems at this KG."""
+    adapter: str | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    device: str = "auto"
+    backend: str = "auto"
+    limit: int | None = None
+    fmt: str | None = None
+    kg: str | None = None
+
+
+@dataclass
+class RSFTConfig:
+    """Rejection sampling's settings beside the TrainConfig of its fine-tuning: rounds, k samples per problem and
+    how they are drawn; `match_difficulty`: an eval problems file whose difficulty the pool follows (up to
+    `pool_n` problems)."""
+    rounds: int = 1
+    k: int = 4
+    init_adapter: str | None = None
+    temperature: float = 0.8
+    top_p: float = 0.95
+    allow_eval_leak: bool = False
+    max_new_tokens: int = 192
+    batch_size: int = 8
+    kg: str | None = None
+    match_difficulty: str | None = None
+    pool_n: int | None = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tracestyle.diskspace import cache_cap_bytes, mark_used, prune_cache, require_free
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
-from tracestyle.distill.generation import finish_row, load_for_generation, trained_kind, weights_file
+from tracestyle.distill.generation import Decoding, finish_row, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import cache_root, load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
@@ -135,12 +135,13 @@ class CT2Generator:
         self.model = ctranslate2.Generator(str(converted_dir(student, adapter, compute_type)), device="cpu",
                                            compute_type=compute_type, intra_threads=threads or (os.cpu_count() or 1))
 
-    def generate(self, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
-                 top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
-                 batch_size: int = 32, stop_loops: bool = True) -> dict:
+    def generate(self, questions: list[str], dec: Decoding = Decoding(), *, batch_size: int = 32,
+                 stop_loops: bool = True) -> dict:
         """`stop_loops`: end a greedy row stuck in a loop early (distill/loops.py; marked truncated, scored as if it
         had run to the limit: its cut-off fragment cannot count as the answer)."""
         tok = self.tok
+        max_new_tokens, temperature, fmt, num_return_sequences = dec.max_new_tokens, dec.temperature, dec.fmt, dec.n
+        top_p, seed = dec.top_p, dec.seed
         prompts = [tok.convert_ids_to_tokens(tok(build_prompt(tok, q, fmt), add_special_tokens=False)["input_ids"])
                    for q in questions]
         ends = [t for t in {tok.eos_token, end_text(tok, fmt)} if t]

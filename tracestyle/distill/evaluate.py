@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 from tracestyle.distill import engine_ct2
-from tracestyle.distill.config import config_from_preset
+from tracestyle.distill.config import EvalConfig, config_from_preset
 from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import generate_mlx
 from tracestyle.distill.eval_vllm import generate_vllm_lora
-from tracestyle.distill.generation import generate_batch, load_for_generation, trained_kind, weights_file
+from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import load_tokenizer
 from tracestyle.distill.sft_hf import pick_device
@@ -72,19 +72,19 @@ def resolve_backend(backend: str, device: str = "auto", adapter: str | None = No
     return "hf" if expected_tokens is not None and expected_tokens < CT2_MIN_TOKENS else "ct2"
 
 
-def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, adapter: str | None = None,
-             batch_size: int = 16, max_new_tokens: int = 256, temperature: float = 0.0, device: str = "auto",
-             backend: str = "auto", limit: int | None = None, progress=None, fmt: str | None = None,
-             kg: str | None = None) -> dict:
+def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: EvalConfig | None = None, *,
+             progress=None) -> dict:
     """Generate on every problem (batched, resumable per batch) and score each output with `score()`.
-    `adapter`: a LoRA adapter or a fully fine-tuned model folder (train --full). `backend`: auto (CTranslate2 on a
-    CPU when installed, else transformers), hf, ct2, vllm or mlx."""
-
+    `ev.adapter`: a LoRA adapter or a fully fine-tuned model folder (train --full). `ev.backend`: auto (below),
+    hf, ct2, vllm or mlx."""
+    ev = ev or EvalConfig()
+    adapter, batch_size, max_new_tokens, temperature = ev.adapter, ev.batch_size, ev.max_new_tokens, ev.temperature
+    device, limit, fmt, kg = ev.device, ev.limit, ev.fmt, ev.kg
     t0 = time.time()
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
     problems = load_problems(problems_path, kg=kg)[:limit]
-    backend = resolve_backend(backend, device, adapter, expected_tokens=len(problems) * max_new_tokens)
+    backend = resolve_backend(ev.backend, device, adapter, expected_tokens=len(problems) * max_new_tokens)
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
            "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])
@@ -108,20 +108,21 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, *, ad
                 partial.append({"problem_id": p["id"], "output": t,
                                 "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
         else:
+            dec = Decoding(max_new_tokens, temperature, fmt=fmt)
             if backend == "ct2":
                 engine = CT2Generator(student, adapter)
                 tok = engine.tok
                 step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
 
                 def gen_fn(qs):
-                    return engine.generate(qs, max_new_tokens, temperature, fmt=fmt, batch_size=batch_size)
+                    return engine.generate(qs, dec, batch_size=batch_size)
             else:
                 model, tok = load_for_generation(student, adapter, pick_device(device))
                 step = batch_size
                 watch = LoopWatch(tok)
 
                 def gen_fn(qs):
-                    return generate_batch(model, tok, qs, max_new_tokens, temperature, fmt=fmt, watch=watch)
+                    return generate_batch(model, tok, qs, dec, watch=watch)
             # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
             # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
             todo.sort(key=lambda p: (len(tok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, end_text, uses_chat
 from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.errors import InputError
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How rows are decoded, the same on every engine: token limit, temperature (0: greedy), top-p, samples per
+    prompt (n), the prompt format, and the sampling seed."""
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    fmt: str = "chat"
+    seed: int = 0
 
 
 def trained_kind(folder: str | Path) -> str:
@@ -78,12 +91,13 @@ class _RowStops:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, temperature: float = 0.0, *,
-                   top_p: float = 1.0, num_return_sequences: int = 1, fmt: str = "chat", seed: int = 0,
-                   watch=None) -> dict:
+def generate_batch(model, tok, questions: list[str], dec: Decoding = Decoding(), *, watch=None) -> dict:
     """`watch`: a LoopWatch ending greedy rows stuck in a loop (marked truncated, as CTranslate2 does)."""
     import torch
     from transformers import StoppingCriteriaList
+
+    max_new_tokens, temperature, fmt = dec.max_new_tokens, dec.temperature, dec.fmt
+    num_return_sequences = dec.n
 
     prompts = [build_prompt(tok, q, fmt) for q in questions]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -93,8 +107,8 @@ def generate_batch(model, tok, questions: list[str], max_new_tokens: int = 256, 
               num_return_sequences=num_return_sequences)
     rows = None
     if temperature > 0:
-        torch.manual_seed(seed)
-        kw.update(do_sample=True, temperature=temperature, top_p=top_p)
+        torch.manual_seed(dec.seed)
+        kw.update(do_sample=True, temperature=temperature, top_p=dec.top_p)
     else:
         kw.update(do_sample=False)
         if num_return_sequences == 1:    # the same rule as CTranslate2's callback

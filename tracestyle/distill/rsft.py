@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from tracestyle.answers.repetition import repeated_share
-from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.generation import generate_batch, load_for_generation
+from tracestyle.distill.config import RSFTConfig, TrainConfig
+from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
 from tracestyle.distill.pool import difficulty_matched
 from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
@@ -43,14 +43,14 @@ def rsft_config(cfg: TrainConfig, **settings) -> dict:
     return {**cfg.to_dict(), **settings}
 
 
-def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *, rounds: int = 1, k: int = 4,
-             init_adapter: str | None = None, temperature: float = 0.8, top_p: float = 0.95,
-             allow_eval_leak: bool = False, max_new_tokens: int = 192, batch_size: int = 8, progress=None,
-             kg: str | None = None, match_difficulty: str | Path | None = None, pool_n: int | None = None) -> dict:
+def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rs: RSFTConfig | None = None, *,
+             progress=None) -> dict:
     """Rounds of: sample k completions per train problem, keep the best correct one per problem, fine-tune.
-    match_difficulty: an eval problems file; the pool is then drawn (up to pool_n) to follow its difficulty
+    rs.match_difficulty: an eval problems file; the pool is then drawn (up to rs.pool_n) to follow its difficulty
     distribution, and any of its problems is removed from the pool."""
-
+    rs = rs or RSFTConfig()
+    rounds, k, init_adapter, temperature, top_p = rs.rounds, rs.k, rs.init_adapter, rs.temperature, rs.top_p
+    max_new_tokens, batch_size, kg, match_difficulty = rs.max_new_tokens, rs.batch_size, rs.kg, rs.match_difficulty
     t0 = time.time()
     out = Path(out_dir)
     problems = read_jsonl(problems_path, required=("id", "question", "gold"))
@@ -60,19 +60,19 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
         task_of(p).prepare([p], where=str(problems_path))
     problems = [strip_meta(p) for p in problems]
     evals = [p for p in problems if p.get("split") == "eval"]
-    if evals and not allow_eval_leak:
+    if evals and not rs.allow_eval_leak:
         raise InputError(f"RSFT pool holds {len(evals)} eval-split problems; sampling and training on them leaks "
                          "the evaluation (pass --allow-eval-leak to do it anyway)", str(problems_path), None, "split")
     inputs = [problems_path] + ([match_difficulty] if match_difficulty else [])
     pool_report = None
     if match_difficulty:
         target = [strip_meta(p) for p in read_jsonl(match_difficulty, required=("id", "question"))]
-        problems, pool_report = difficulty_matched(problems, target, pool_n, cfg.seed)
+        problems, pool_report = difficulty_matched(problems, target, rs.pool_n, cfg.seed)
         if not problems:
             raise InputError("no train problem is left at the evaluation's difficulty", str(problems_path))
     conf = rsft_config(cfg, rounds=rounds, k=k, init_adapter=init_adapter, temperature=temperature, top_p=top_p,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=allow_eval_leak,
-                       match_difficulty=bool(match_difficulty), pool_n=pool_n)
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=rs.allow_eval_leak,
+                       match_difficulty=bool(match_difficulty), pool_n=rs.pool_n)
     if is_complete(out, conf, inputs):
         return {"skipped": True}
     # finished rounds are reused on a rerun only when they were made with these very settings
@@ -93,9 +93,9 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, *
         samples = []
         for s in range(0, len(problems), batch_size):
             batch = problems[s: s + batch_size]
-            g = generate_batch(model, tok, [p["question"] for p in batch], max_new_tokens, temperature,
-                               top_p=top_p, num_return_sequences=k, fmt=cfg.prompt_format,
-                               seed=cfg.seed + rnd * 7919 + s)
+            dec = Decoding(max_new_tokens, temperature, top_p=top_p, n=k, fmt=cfg.prompt_format,
+                           seed=cfg.seed + rnd * 7919 + s)
+            g = generate_batch(model, tok, [p["question"] for p in batch], dec)
             for j, (text, cut) in enumerate(zip(g["texts"], g["truncated"])):
                 p = batch[j // k]
                 reward, ok = rsft_reward(p, text, truncated=cut)

@@ -29,6 +29,13 @@ class Task:
 
         return lambda s: any(ok for *_, ok in line_statements(s))
 
+    def failure_category(self, row: dict, problem: dict) -> str:
+        """The rule-based failure category of an evaluated row ("correct" when right); by default the categories of
+        arithmetic word problems (tasks/math_taxonomy.py)."""
+        from tracestyle.tasks.math_taxonomy import numeric_category
+
+        return numeric_category(row, problem)
+
     def split_note(self, spec: dict) -> str:
         """What the report says about how a grid spec drew its train and eval splits, beyond the task's name."""
         return ""

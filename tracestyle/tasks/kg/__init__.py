@@ -10,6 +10,7 @@ from tracestyle.tasks.kg.questions import DEFAULT_HOPS, generate_kg_problems
 from tracestyle.tasks.kg.refs import resolve_kg
 from tracestyle.tasks.kg.score import verify_kg
 from tracestyle.tasks.kg.solution import kg_solution
+from tracestyle.tasks.kg.taxonomy import kg_category
 from tracestyle.verdict import Verdict
 
 
@@ -23,6 +24,9 @@ class KGTask(Task):
         """A KG step names two or more of the graph's entities."""
         kg = resolve_kg(problem)
         return lambda s: len(kg.entity_pattern.findall(s)) >= 2
+
+    def failure_category(self, row: dict, problem: dict) -> str:
+        return kg_category(row, problem)
 
     def split_note(self, spec: dict) -> str:
         return f"; train split {spec.get('train_hops')} hops, eval split {spec.get('eval_hops')} hops"

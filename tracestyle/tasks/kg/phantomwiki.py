@@ -28,7 +28,7 @@ from random import Random
 
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.layout import cache_root
-from tracestyle.tasks.kg.questions import answer_set, make_problem
+from tracestyle.tasks.kg.questions import Chain, Framing, answer_set, make_problem
 from tracestyle.tasks.kg.refs import get_kg, kg_ref
 
 _GOAL = re.compile(r"^\s*([a-z]\w*)\((.*)\)\s*$")
@@ -258,8 +258,8 @@ def import_phantomwiki(folder: Path, split: str, seed: int, *, distractors: int 
         seen.add(q["question"])
         key = hashlib.sha256(f"{start}|{q['question']}".encode()).hexdigest()   # ids are fresh uuids per run
         rng = Random(f"{seed}|{split}|{q['question']}")
-        p = make_problem(kg, start, hops, rng, split=split, idx=len(out), seed=seed, mc=False, open_book=True,
-                         key=key, ref=ref, answers=gold, distractors=distractors)
+        p = make_problem(kg, Chain(start, hops, gold, key), rng, Framing(split, seed, distractors=distractors),
+                         idx=len(out), ref=ref)
         p["id"] = f"pw-{split}-s{seed}-{len(out)}"
         p["query"] = q["question"]
         p["question"] = "Facts:\n" + "\n".join(p["facts"]) + "\n\nQuestion: " + q["question"]

@@ -7,6 +7,7 @@ the ranges, so train and eval never share a question or a path, even when made w
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from random import Random
 
 from tracestyle.errors import InputError
@@ -74,13 +75,34 @@ def answer_set(kg: KnowledgeGraph, start: str, hops: list[dict]) -> list[str]:
     return sorted(frontier)
 
 
-def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, *, split: str, idx: int,
-                 seed: int, mc: bool, open_book: bool, key: str, ref: dict, answers: list[str],
-                 distractors: int | None = None) -> dict:
+@dataclass(frozen=True)
+class Framing:
+    """How a path becomes a question: its split and seed (in the id and provenance), multiple choice or not, open
+    book (the path's facts and distractor facts in the prompt) or closed book, and how many distractors (None:
+    hops + 2)."""
+    split: str
+    seed: int
+    mc: bool = False
+    open_book: bool = True
+    distractors: int | None = None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A walk through the KG: its start, its hops, every entity it reaches (`answers`) and its dedup key."""
+    start: str
+    hops: list[dict]
+    answers: list[str]
+    key: str
+
+
+def make_problem(kg: KnowledgeGraph, chain: Chain, rng: Random, how: Framing, *, idx: int, ref: dict) -> dict:
+    start, hops, answers, key = chain.start, chain.hops, chain.answers, chain.key
+    split, seed, mc, open_book, distractors = how.split, how.seed, how.mc, how.open_book, how.distractors
     answer = hops[-1]["to"]
     atype, stype = kg.entities[answer], kg.entities[start]
-    chain = " -> ".join(h["phrase"] for h in hops)
-    query = (f'Start at the {stype.replace("_", " ")} "{start}". Follow these links in order: {chain}. '
+    links = " -> ".join(h["phrase"] for h in hops)
+    query = (f'Start at the {stype.replace("_", " ")} "{start}". Follow these links in order: {links}. '
              f"Which {atype.replace('_', ' ')} do you reach?")
     parts = []
     facts: list[str] = []
@@ -132,10 +154,12 @@ def make_problem(kg: KnowledgeGraph, start: str, hops: list[dict], rng: Random, 
 
 
 def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int = 100, seed: int = 0,
-                         hop_ranges: dict[str, tuple[int, int]] | None = None, *, mc: bool = False,
-                         open_book: bool = True, answer_sets: bool = False,
-                         distractors: int | None = None) -> list[dict]:
-    """n distinct questions whose paths fall on `split`'s side; kg_spec is a built-in name or a KG .json path."""
+                         hop_ranges: dict[str, tuple[int, int]] | None = None, *, answer_sets: bool = False,
+                         **framing) -> list[dict]:
+    """n distinct questions whose paths fall on `split`'s side; kg_spec is a built-in name or a KG .json path;
+    `framing`: Framing's mc, open_book and distractors."""
+    how = Framing(split, seed, **framing)
+    mc = how.mc
     ranges = dict(hop_ranges or DEFAULT_HOPS)
     if split not in ranges:
         raise InputError(f"unknown split '{split}' (known: {', '.join(ranges)})", field="split")
@@ -173,6 +197,5 @@ def generate_kg_problems(kg_spec: str = "devops", split: str = "train", n: int =
         if len(answers) > MAX_ANSWERS:
             continue
         seen.add(key)
-        out.append(make_problem(kg, start, hops, rng, split=split, idx=len(out), seed=seed, mc=mc,
-                                open_book=open_book, key=key, ref=ref, answers=answers, distractors=distractors))
+        out.append(make_problem(kg, Chain(start, hops, answers, key), rng, how, idx=len(out), ref=ref))
     return out

@@ -10,6 +10,7 @@ from tracestyle.errors import InputError
 from tracestyle.tasks.base import Task
 from tracestyle.tasks.reasoning_gym.solution import reference_solution
 from tracestyle.tasks.reasoning_gym.source import dataset_names, load_rg, score_fn
+from tracestyle.tasks.reasoning_gym.taxonomy import rg_category
 from tracestyle.verdict import Verdict
 
 
@@ -53,6 +54,9 @@ class ReasoningGymTask(Task):
             return Verdict(False, "verifier_error", raw[:100], {"extractor": how, "error": f"{type(e).__name__}: {e}"})
         ok = score >= 1.0
         return Verdict(ok, "ok" if ok else "wrong_answer", raw[:100], {"extractor": how, "rg_score": score})
+
+    def failure_category(self, row: dict, problem: dict) -> str:
+        return rg_category(row, problem)
 
     def check_trace(self, problem: dict, text: str) -> dict[str, Verdict]:
         if any(s.get("calcs") for s in problem.get("steps") or []):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tracestyle.answers.extract import normalize_entity
 from tracestyle.answers.repetition import is_loop
+from tracestyle.tasks.math_taxonomy import numeric_category
 from tracestyle.tasks.reasoning_gym.solution import MOVES
 
 _PAIRS = [("mother", "father"), ("son", "daughter"), ("grandmother", "grandfather"), ("grandson", "granddaughter"),
@@ -48,7 +49,7 @@ def path_category(answer: str, meta: dict) -> str:
     return "longer_path" if len(moves) > len(gold) else "wrong_answer"
 
 
-def rg_category(row: dict, problem: dict, numeric_category) -> str:
+def rg_category(row: dict, problem: dict) -> str:
     if row.get("correct"):
         return "correct"
     if is_loop(row["output"]):
