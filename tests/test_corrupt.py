@@ -10,7 +10,7 @@ from tracestyle.answers.arithmetic import check_steps
 from tracestyle.curate.corrupt import KINDS, corrupt_row
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.prompts import load_registers
-from tracestyle.tasks import answer_verdict, get_task, score
+from tracestyle.tasks import get_task, score, task_of
 from tracestyle.tasks.gsm8k.source import load_gsm8k
 
 
@@ -46,7 +46,7 @@ def test_math_corruptions_keep_the_answer_and_are_deterministic(math_rows, kind)
             continue
         done += 1
         assert a["text"] != r["text"] and a["corruption"]["kind"] == kind
-        assert answer_verdict(r["problem"], a["text"]).ok, (kind, a["text"])
+        assert task_of(r["problem"]).check_answer(r["problem"], a["text"]).ok, (kind, a["text"])
         if kind.startswith("wrong_value"):
             assert not check_steps(a["text"]).valid
         if kind == "shuffle_steps":

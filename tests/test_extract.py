@@ -3,7 +3,7 @@
 import pytest
 
 from tracestyle.answers.numbers import parse_number
-from tracestyle.tasks import answer_verdict
+from tracestyle.tasks import task_of
 from tracestyle.tasks.gsm8k.score import extract_number
 from tracestyle.tasks.kg.refs import get_kg
 from tracestyle.tasks.kg.score import verify_kg
@@ -12,7 +12,7 @@ GSM = {"task": "gsm8k", "gold": "18"}
 
 
 def verify_answer(text, problem):
-    return answer_verdict(problem, text)
+    return task_of(problem).check_answer(problem, text)
 
 
 @pytest.mark.parametrize("text,gold", [

@@ -45,7 +45,7 @@ def test_reasoning_replies_keep_the_thinking_and_score_the_answer_after_it(tmp_p
     """A reasoning server's reply (thinking in `reasoning_content`, `content` the answer or null): the trace keeps
     both, the thinking in <think>…</think>; the answer is read after it, and a reply that never left its thinking
     has no answer (never a number or name met while thinking)."""
-    from tracestyle.tasks import answer_verdict
+    from tracestyle.tasks import task_of
 
     with FaultProxy(llama_server["base_url"], RESHAPES) as proxy:
         res, rows, failed = _run(tmp_path, proxy.base_url, n=4)
@@ -56,7 +56,7 @@ def test_reasoning_replies_keep_the_thinking_and_score_the_answer_after_it(tmp_p
         assert r["text"].startswith("<think>\n") and "\n</think>\n\n" in r["text"]
         thought, after = r["text"][len("<think>\n"):].split("\n</think>\n\n")
         assert thought.strip()                               # the model's own words, kept
-        v = answer_verdict(probs[r["problem_id"]], r["text"])
+        v = task_of(probs[r["problem_id"]]).check_answer(probs[r["problem_id"]], r["text"])
         if after:
             kinds["answered"] += 1
             assert after == "ANSWER: SRE team" and v.extracted == "SRE team"

@@ -8,7 +8,7 @@ from tracestyle.curate.compliance import check_compliance
 from tracestyle.curate.teachers.template import template_trace
 from tracestyle.errors import InputError
 from tracestyle.prompts import load_registers
-from tracestyle.tasks import answer_verdict
+from tracestyle.tasks import task_of
 from tracestyle.tasks.gsm8k.source import load_gsm8k
 from tracestyle.tasks.kg.path import verify_kg_path
 from tracestyle.tasks.kg.questions import generate_kg_problems
@@ -44,7 +44,7 @@ def test_compliance_accepts_own_rejects_others(corpora, task):
 def test_correct_keeps_every_template_trace(corpora, task):
     probs, traces = corpora[task]
     for r in REGS:
-        bad = [(p["id"], t) for p, t in zip(probs, traces[r]) if not answer_verdict(p, t).ok]
+        bad = [(p["id"], t) for p, t in zip(probs, traces[r]) if not task_of(p).check_answer(p, t).ok]
         assert not bad, bad[:2]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tracestyle.reports.stats import bootstrap_ci, chi2_2x2, mcnemar
 from tracestyle.reports.taxonomy import categorize
-from tracestyle.tasks import answer_verdict
+from tracestyle.tasks import task_of
 from tracestyle.tasks.gsm8k.source import problem_from_row
 from tracestyle.tasks.kg.path import verify_kg_path
 from tracestyle.tasks.kg.questions import generate_kg_problems
@@ -25,7 +25,7 @@ THREE = problem_from_row({
 
 
 def _cat(problem, text):
-    v = answer_verdict(problem, text)
+    v = task_of(problem).check_answer(problem, text)
     row = {"output": text, "correct": v.ok, "verdict": v.reason, "extracted": v.extracted}
     return categorize(row, problem)
 
@@ -55,7 +55,7 @@ def kgp():
 
 
 def _kg_cat(p, kg, text):
-    v = answer_verdict(p, text)
+    v = task_of(p).check_answer(p, text)
     pv = verify_kg_path(text, p, kg)
     row = {"output": text, "correct": v.ok, "verdict": v.reason, "extracted": v.extracted,
            "path_valid": pv.ok, "path": {"reason": pv.reason, **pv.details}}

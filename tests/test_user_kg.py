@@ -215,6 +215,9 @@ def _same_graph(kg):
     ("kg.csv", "subject,predicate,object,confidence\n" + "\n".join(",".join(t) + ",0.9" for t in TRIPLES)),
     ("kg.jsonl", "\n".join(json.dumps(list(t)) for t in TRIPLES[:3]) + "\n\n"
      + "\n".join(json.dumps({"source": h, "relation": r, "target": t}) for h, r, t in TRIPLES[3:])),
+    # the same column names in every shape: a table header's subj/pred/obj are a JSON edge's keys too
+    ("kg_subj.jsonl", "\n".join(json.dumps({"subj": h, "pred": r, "obj": t}) for h, r, t in TRIPLES) + "\n"),
+    ("kg_subj.json", json.dumps({"edges": [{"subj": h, "pred": r, "obj": t} for h, r, t in TRIPLES]})),
 ])
 def test_edge_tables_load_and_make_problems(tmp_path, name, body):
     p = tmp_path / name

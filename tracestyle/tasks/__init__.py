@@ -11,7 +11,6 @@ from tracestyle.tasks.base import Task
 from tracestyle.tasks.gsm8k import GSM8KTask
 from tracestyle.tasks.kg import KGTask, PhantomWikiSource
 from tracestyle.tasks.reasoning_gym import ReasoningGymTask
-from tracestyle.verdict import Verdict
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.add("gsm8k", GSM8KTask())
@@ -41,8 +40,4 @@ def score(problem: dict, output: str, *, truncated: bool | None = None) -> dict:
     return row
 
 
-def answer_verdict(problem: dict, output: str) -> Verdict:
-    return task_of(problem).check_answer(problem, output)
-
-
-__all__ = ["TASKS", "Task", "answer_verdict", "get_task", "score", "task_of"]
+__all__ = ["TASKS", "Task", "get_task", "score", "task_of"]

@@ -31,7 +31,6 @@ class KGTask(Task):
     def split_note(self, spec: dict) -> str:
         return f"; train split {spec.get('train_hops')} hops, eval split {spec.get('eval_hops')} hops"
     difficulty_key = "hops"
-    answer_match = "any"
 
     def load_problems(self, *, split: str, n: int | None, seed: int, options: dict) -> list[dict]:
         ranges = {"train": options.get("train_hops", DEFAULT_HOPS["train"]),

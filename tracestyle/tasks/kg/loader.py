@@ -5,7 +5,8 @@ Accepted shapes (see README, "Bring your own KG"):
 - relations: [{name, head_type?, tail_type?, phrasings?, inverse?, inverse_phrasings?, symmetric?}] | {name: {...}}
   | absent (one relation per name used by an edge, phrased by its name). head/tail types may be a string, a list or
   absent (any type). A phrasing shared by both directions makes the relation symmetric.
-- edges: [[head, relation, tail]] | [{head|source|subject|h, relation|predicate|type|r, tail|target|object|t}];
+- edges: [[head, relation, tail]] | [{head|source|subject|subj|…, relation|predicate|pred|…, tail|target|object|obj|…}]
+  (the column names triples.py reads in tables);
   an edge object may carry `head_type` / `tail_type` (read when `entities` is absent)
 - networkx's node-link JSON: `nodes` [{id, name|label?, type?}] and `links` (or `edges`) [{source, target, relation}]
 Edges may name entities by `id` or by name. Files that are tables of edges (.csv, .tsv, .txt, .jsonl) are read by
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from tracestyle.errors import InputError
 from tracestyle.tasks.kg.graph import KnowledgeGraph, Relation
-from tracestyle.tasks.kg.triples import read_jsonl, read_table
+from tracestyle.tasks.kg.triples import HEAD_NAMES, REL_NAMES, TAIL_NAMES, read_edge_lines, read_table
 
 CORE_KEYS = {"entities", "relations", "edges"}
 # metadata other projects put beside the graph: kept out of the way, never an error
@@ -28,9 +29,6 @@ META_KEYS = {"name", "version", "domain", "description", "license", "source", "m
              "directed", "schema", "id", "title", "citation", "url", "multigraph", "graph"}
 TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 MAX_ERRORS = 20
-_HEAD = ("head", "source", "subject", "h", "from")
-_REL = ("relation", "predicate", "type", "r", "label", "rel")
-_TAIL = ("tail", "target", "object", "t", "to")
 
 
 class _Errors:
@@ -119,7 +117,7 @@ def load_kg(path: str | Path) -> KnowledgeGraph:
         raise InputError("empty file", str(path))
     suffix = path.suffix.lower()
     if suffix in TABLE_DELIMITERS or suffix in (".jsonl", ".ndjson"):
-        data, lines, problems = read_jsonl(text) if suffix in (".jsonl", ".ndjson") else \
+        data, lines, problems = read_edge_lines(text) if suffix in (".jsonl", ".ndjson") else \
             read_table(text, TABLE_DELIMITERS[suffix])
         return kg_from_json(data, str(path), lines=lines, problems=problems)
     try:
@@ -182,7 +180,7 @@ def _edge_parts(e) -> tuple | None:
     if isinstance(e, list) and len(e) == 3:
         return tuple(e)
     if isinstance(e, dict):
-        pick = [next((e[k] for k in keys if k in e), None) for keys in (_HEAD, _REL, _TAIL)]
+        pick = [next((e[k] for k in keys if k in e), None) for keys in (HEAD_NAMES, REL_NAMES, TAIL_NAMES)]
         return tuple(pick) if all(x is not None for x in pick) else None
     return None
 

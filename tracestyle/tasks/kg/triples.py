@@ -80,7 +80,7 @@ def read_table(text: str, delimiter: str) -> tuple[dict, dict[tuple, int], list[
     return {"edges": edges}, lines, problems
 
 
-def read_jsonl(text: str) -> tuple[dict, dict[tuple, int], list[tuple[int, str, str]]]:
+def read_edge_lines(text: str) -> tuple[dict, dict[tuple, int], list[tuple[int, str, str]]]:
     """One edge per line, as `[head, relation, tail]` or an object in any edge shape the loader reads."""
     edges, lines, problems = [], {}, []
     for n, raw in enumerate(text.splitlines(), 1):
