@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tracestyle.ablations.executors import get_executor
 from tracestyle.ablations.spec import GridSpec
-from tracestyle.ablations.token_match import match_budget
+from tracestyle.ablations.token_match import fill_and_swap, match_budget
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import corrupt_row
 from tracestyle.curate.curate import CurateConfig, curate
@@ -68,37 +68,19 @@ def _condition_rows(spec: GridSpec, rows: list[dict]) -> tuple[dict[str, list[di
 def _mix_rows(mix: dict, by: dict, counts: dict, budget: float, seed: int,
               tolerance: float = 0.01) -> tuple[list[dict], int]:
     """Each register its token share of the budget, then the rows that best fill what is left from any of them
-    (short traces cannot hit a small share exactly): the mix meets the budget like every other condition."""
-    rows, total, rest = [], 0, []
+    (short traces cannot hit a small share exactly), swapping within a register: the mix meets the budget like
+    every other condition."""
+    pool = [(x, c, r) for r in mix for x, c in zip(by[r], counts[r])]     # (row, tokens, register), by position
+    chosen, rest, start = [], [], 0
     for r, share in mix.items():
-        part = match_budget({r: by[r]}, {r: counts[r]}, round(share * budget), seed)[0][r]
-        ids = {id(x) for x in part}
-        rows += part
-        total += sum(c for x, c in zip(by[r], counts[r]) if id(x) in ids)
-        rest += [(x, c) for x, c in zip(by[r], counts[r]) if id(x) not in ids]
-    cost = {id(x): c for r in mix for x, c in zip(by[r], counts[r])}
-    while budget - total > tolerance * budget:
-        fit = [(x, c) for x, c in rest if c <= budget - total + tolerance * budget]
-        if not fit:
-            break
-        best = min(fit, key=lambda xc: abs(budget - total - xc[1]))
-        rows.append(best[0])
-        rest.remove(best)
-        total += best[1]
-    for _ in range(50):   # still off: swap a chosen trace for a longer or shorter one of the same register
-        gap = budget - total
-        if abs(gap) <= tolerance * budget:
-            break
-        swaps = [(abs(gap - (c - cost[id(x)])), i, j) for i, x in enumerate(rows) for j, (y, c) in enumerate(rest)
-                 if y["register"] == x["register"]]
-        if not swaps or min(swaps)[0] >= abs(gap):
-            break
-        _, i, j = min(swaps)
-        y, c = rest.pop(j)
-        rest.append((rows[i], cost[id(rows[i])]))
-        total += c - cost[id(rows[i])]
-        rows[i] = y
-    return rows, total
+        part = {id(x) for x in match_budget({r: by[r]}, {r: counts[r]}, round(share * budget), seed)[0][r]}
+        here = range(start, start + len(by[r]))
+        chosen += [i for i in here if id(pool[i][0]) in part]
+        rest += [i for i in here if id(pool[i][0]) not in part]
+        start += len(by[r])
+    total = fill_and_swap(chosen, rest, lambda i: pool[i][1], budget, tolerance, max_swaps=50,
+                          swappable=lambda i, j: pool[i][2] == pool[j][2])
+    return [pool[i][0] for i in chosen], total
 
 
 def _ordered(spec: GridSpec, rows: list[dict]) -> list[dict]:

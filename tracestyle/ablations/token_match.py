@@ -22,31 +22,41 @@ def match_budget(by_register: dict[str, list[dict]], counts: dict[str, list[int]
             if total + counts[reg][i] <= budget:
                 chosen.append(i)
                 total += counts[reg][i]
-        # fill the gap with the rows that fit best
         rest = [i for i in order if i not in set(chosen)]
-        while budget - total > tolerance * budget and rest:
-            gap = budget - total
-            fit = [i for i in rest if counts[reg][i] <= gap + tolerance * budget]
-            if not fit:
-                break
-            best = min(fit, key=lambda i: abs(gap - counts[reg][i]))
-            chosen.append(best)
-            rest.remove(best)
-            total += counts[reg][best]
-        # long traces leave a gap no single row fits: swap one chosen row for a longer one that closes it
-        for _ in range(3):
-            gap = budget - total
-            if abs(gap) <= tolerance * budget:
-                break
-            pairs = ((c, u) for c in chosen for u in rest)
-            c, u = min(pairs, key=lambda cu: abs(gap - (counts[reg][cu[1]] - counts[reg][cu[0]])), default=(None, None))
-            if c is None or abs(gap - (counts[reg][u] - counts[reg][c])) >= abs(gap):
-                break
-            chosen[chosen.index(c)] = u
-            rest[rest.index(u)] = c
-            total += counts[reg][u] - counts[reg][c]
+        total = fill_and_swap(chosen, rest, counts[reg].__getitem__, budget, tolerance)
         out[reg] = [rows[i] for i in sorted(chosen)]
         report["registers"][reg] = {"total": total, "rows": len(chosen), "available": totals[reg],
                                     "available_rows": len(rows),
                                     "within": abs(total - budget) <= tolerance * budget}
     return out, report
+
+
+def fill_and_swap(chosen: list, rest: list, cost, budget: float, tolerance: float = 0.01, *, max_swaps: int = 3,
+                  swappable=None) -> int:
+    """Bring the chosen items' total cost to the budget (within `tolerance`): add the items of `rest` that best
+    fill the gap, then, where long items leave a gap no single one fits, swap a chosen item for one of `rest`
+    that closes it (`swappable(chosen_item, rest_item)`: which pairs may be swapped). Changes both lists in place;
+    returns the new total."""
+    total = sum(cost(x) for x in chosen)
+    slack = tolerance * budget
+    while budget - total > slack and rest:
+        gap = budget - total
+        fit = [x for x in rest if cost(x) <= gap + slack]
+        if not fit:
+            break
+        best = min(fit, key=lambda x: abs(gap - cost(x)))
+        chosen.append(best)
+        rest.remove(best)
+        total += cost(best)
+    for _ in range(max_swaps):
+        gap = budget - total
+        if abs(gap) <= slack:
+            break
+        pairs = ((c, u) for c in chosen for u in rest if swappable is None or swappable(c, u))
+        c, u = min(pairs, key=lambda cu: abs(gap - (cost(cu[1]) - cost(cu[0]))), default=(None, None))
+        if c is None or abs(gap - (cost(u) - cost(c))) >= abs(gap):
+            break
+        chosen[chosen.index(c)] = u
+        rest[rest.index(u)] = c
+        total += cost(u) - cost(c)
+    return total
