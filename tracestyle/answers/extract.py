@@ -56,11 +56,18 @@ def drop_cut_fragment(text: str) -> str:
     return kept if kept.strip() else text
 
 
+def answer_region(text: str, truncated: bool | None = None) -> str:
+    """Where an answer may be read: after any reasoning block, and without the unfinished fragment of a generation
+    cut off by its token limit (`truncated`; None: judged from the text, e.g. a loop that ran out of room).
+    The one truncation rule of every extractor."""
+    text = after_reasoning(text)
+    return drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
+
+
 def last_line(text: str, *, truncated: bool | None = None) -> str | None:
     """The last non-empty line, the flexible fallback when no marker is found; a generation cut off by the token
     limit loses its unfinished fragment first."""
-    text = after_reasoning(text)
-    body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
+    body = answer_region(text, truncated)
     lines = [ln for ln in body.strip().split("\n") if ln.strip()]
     return lines[-1] if lines else None
 
@@ -69,9 +76,7 @@ def extract_marked(text: str, names: tuple[str, ...] | None = None, *,
                    truncated: bool | None = None) -> tuple[str | None, str | None]:
     """(answer text, extractor name) from the first extractor in the cascade that matches. `truncated`: the
     generation hit its token limit (None: guess from the text, e.g. a repetition loop that ran out of room)."""
-    text = after_reasoning(text)
-    if truncated or (truncated is None and looks_cut_off(text)):
-        text = drop_cut_fragment(text)
+    text = answer_region(text, truncated)
     for name, rx in MARKERS:
         if names and name not in names:
             continue

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from tracestyle.answers.extract import (
-    after_reasoning,
+    answer_region,
     clean_answer,
-    drop_cut_fragment,
     extract_marked,
     gold_list,
     is_hedged,
     split_items,
 )
 from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
-from tracestyle.answers.repetition import looks_cut_off
 from tracestyle.verdict import Verdict
 
 
@@ -25,9 +23,7 @@ def extract_number(text: str, flexible: bool = True, *,
         if v is not None:
             return v, raw, how
     if flexible:
-        text = after_reasoning(text)
-        body = drop_cut_fragment(text) if truncated or (truncated is None and looks_cut_off(text)) else text
-        nums = all_numbers(body)
+        nums = all_numbers(answer_region(text, truncated))
         if nums:
             return nums[-1], format_number(nums[-1]), "last_number"
     return None, raw, "none"
