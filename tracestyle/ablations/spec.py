@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
@@ -17,6 +15,7 @@ from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS, get_task
 from tracestyle.tasks.kg.refs import get_kg
 from tracestyle.tasks.reasoning_gym.source import dataset_names
+from tracestyle.yamlfile import key_line, load_yaml
 
 TEACHER_KEYS = {"kind", "base_url", "model", "api_key_env", "temperature", "top_p", "k", "max_tokens", "concurrency",
                 "rpm", "tpm", "timeout", "max_retries", "seed"}
@@ -68,14 +67,7 @@ class GridSpec:
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
         p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
-            raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(p),
-                             mark.line + 1 if mark else None) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read: {e}", str(p)) from None
+        data = load_yaml(p)
         if data is None:
             # an empty file is a mistake, not a request for the full default grid (hours of CPU)
             raise InputError("empty grid spec: give at least task: and registers: (see examples/)", str(p), 1)
@@ -83,12 +75,12 @@ class GridSpec:
             raise InputError("expected a mapping", str(p), 1)
         if "domain" in data:   # the key's earlier name
             if "kg" in data:
-                raise InputError("give 'kg' only ('domain' is its old name)", str(p), _line(p, "domain"), "domain")
+                raise InputError("give 'kg' only ('domain' is its old name)", str(p), key_line(p, "domain"), "domain")
             data["kg"] = data.pop("domain")
         known = {f.name for f in fields(cls)}
         for k in data:
             if k not in known:
-                raise InputError(f"unknown key (known: {', '.join(sorted(known))})", str(p), _line(p, k), k)
+                raise InputError(f"unknown key (known: {', '.join(sorted(known))})", str(p), key_line(p, k), k)
         # paths in a spec are relative to the spec's folder, so a spec runs from anywhere
         for k in ("kg", "registers_dir", "pw_dir"):
             v = data.get(k)
@@ -100,7 +92,7 @@ class GridSpec:
 
     def validate(self, where: str = "<spec>") -> None:
         def bad(key, msg):
-            raise InputError(msg, where, _line(Path(where), key) if Path(where).exists() else None, key)
+            raise InputError(msg, where, key_line(Path(where), key) if Path(where).exists() else None, key)
         if self.task not in TASKS:
             bad("task", f"unknown task '{self.task}'")
         if not self.registers:
@@ -202,13 +194,3 @@ class GridSpec:
         return {"kg": self.kg, "train_hops": tuple(self.train_hops), "eval_hops": tuple(self.eval_hops),
                 "answer_sets": self.answer_sets, "distractors": self.distractors, "rg_dataset": self.rg_dataset,
                 "rg_config": self.rg_config, "pw_dir": self.pw_dir, "pw_size": self.pw_size, "pw_depth": self.pw_depth}
-
-
-def _line(path: Path, key: str) -> int | None:
-    try:
-        for i, ln in enumerate(path.read_text().splitlines(), 1):
-            if ln.lstrip().startswith(f"{key}:"):
-                return i
-    except OSError:
-        pass
-    return None

@@ -10,31 +10,20 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from tracestyle.errors import InputError
+from tracestyle.yamlfile import key_line, load_yaml
 
 
 def load_prices(path: str | Path) -> dict[str, dict[str, float]]:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"cannot read the price table: {e}", str(path)) from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise InputError("expected a mapping model: {input: $/M tokens, output: $/M tokens}", str(path), 1)
     for model, p in data.items():
         if not isinstance(p, dict) or set(p) - {"input", "output"} or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in p.values()):
             raise InputError("expected {input: number, output: number} (dollars per million tokens)", str(path),
-                             _line(path, str(model)), str(model))
+                             key_line(path, str(model)), str(model))
     return {str(m): {"input": float(p.get("input", 0)), "output": float(p.get("output", 0))} for m, p in data.items()}
-
-
-def _line(path: str | Path, key: str) -> int | None:
-    for i, ln in enumerate(Path(path).read_text().splitlines(), 1):
-        if ln.strip().startswith(f"{key}:"):
-            return i
-    return None
 
 
 def usage_by_register(rows: list[dict], prices: dict | None = None) -> dict[str, dict]:

@@ -11,12 +11,12 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from tracestyle.errors import InputError
 from tracestyle.tasks.kg.graph import with_article
+from tracestyle.yamlfile import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent
 BUILTIN_REGISTERS = ("normal", "gold", "titanium", "diamond")
@@ -85,16 +85,7 @@ def load_register(folder: str | Path) -> Register:
     meta_path = folder / "register.yaml"
     if not meta_path.exists():
         raise InputError("register folder has no register.yaml", str(meta_path))
-    try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        # the construct's start (context_mark) is where the user must look; the problem mark is often EOF
-        mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
-        line = getattr(mark, "line", None)
-        raise InputError(f"malformed YAML: {getattr(e, 'problem', e)}", str(meta_path),
-                         None if line is None else line + 1) from None
-    except UnicodeDecodeError:
-        raise InputError("undecodable bytes (not UTF-8)", str(meta_path)) from None
+    meta = load_yaml(meta_path) or {}
     if not isinstance(meta, dict):
         raise InputError("expected a mapping", str(meta_path), 1)
     unknown = set(meta) - _ALLOWED_KEYS

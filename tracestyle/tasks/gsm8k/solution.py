@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tracestyle.answers.numbers import all_numbers, numbers_equal, parse_number
+from tracestyle.answers.numbers import all_numbers, format_number, numbers_equal, parse_number
 from tracestyle.tasks.text import facts_and_goal, split_sentences
 
 # wording that hides an operation, and what it asks for; the Gold register translates the ones a question uses
@@ -43,7 +43,7 @@ def gsm8k_solution(problem: dict) -> dict:
                 src = next((n for n, r in reversed(results) if numbers_equal(r, v)), None)
                 if src is not None and src != i and v not in (1, 2) and \
                         not any(r["step"] == i and r["source"] == src for r in reused):
-                    reused.append({"step": i, "source": src, "value": _fmt(v)})
+                    reused.append({"step": i, "source": src, "value": format_number(v)})
         for c in s["calcs"]:
             v = parse_number(c["result"])
             if v is not None:
@@ -51,6 +51,3 @@ def gsm8k_solution(problem: dict) -> dict:
     return {"question": problem["question"], "facts": facts, "goal": goal, "tricky": tricky[:3],
             "steps": steps, "reused": reused[:4], "answer": problem["gold"]}
 
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else str(v)
