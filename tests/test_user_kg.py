@@ -8,11 +8,12 @@ import pytest
 
 from tracestyle.errors import InputError
 from tracestyle.tasks import score
-from tracestyle.tasks.kg.graph import KnowledgeGraph, with_article
+from tracestyle.tasks.kg.graph import KnowledgeGraph
 from tracestyle.tasks.kg.loader import kg_from_json, load_kg
 from tracestyle.tasks.kg.path import verify_kg_path
 from tracestyle.tasks.kg.questions import generate_kg_problems
 from tracestyle.tasks.kg.refs import get_kg, resolve_kg
+from tracestyle.tasks.text import with_article
 
 # A KG as another project exports it: metadata keys, entities by id with aliases, dict edges, a relation whose head
 # type varies from edge to edge, a symmetric relation, and a relation left undeclared-phrased.

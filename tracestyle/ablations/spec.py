@@ -10,11 +10,9 @@ from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.distill.models import load_preset
-from tracestyle.errors import InputError, MissingExtraError
+from tracestyle.errors import InputError
 from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS, get_task
-from tracestyle.tasks.kg.refs import get_kg
-from tracestyle.tasks.reasoning_gym.source import dataset_names
 from tracestyle.yamlfile import key_line, load_yaml
 
 TEACHER_KEYS = {"kind", "base_url", "model", "api_key_env", "temperature", "top_p", "k", "max_tokens", "concurrency",
@@ -108,19 +106,8 @@ class GridSpec:
                 load_preset(st)
             except InputError as e:
                 bad("students", str(e))
-        if self.task == "kg":
-            try:
-                get_kg(self.kg)
-            except InputError as e:
-                bad("kg", str(e))
-        if self.task == "reasoning_gym":
-            try:
-                if self.rg_dataset not in dataset_names():
-                    bad("rg_dataset", f"unknown or missing reasoning-gym dataset {self.rg_dataset!r}")
-            except MissingExtraError as e:
-                bad("task", str(e))
-            if not isinstance(self.rg_config, dict):
-                bad("rg_config", f"must be a mapping of the generator's options, got {self.rg_config!r}")
+        if self.task in TASKS:
+            get_task(self.task).check_spec(self, bad)
         if not self.seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in self.seeds):
             bad("seeds", f"must be a non-empty list of integers, got {self.seeds!r}")
         if self.eval_max_new_tokens != "auto" and (not isinstance(self.eval_max_new_tokens, int)

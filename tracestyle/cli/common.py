@@ -7,8 +7,7 @@ import json
 
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta
-from tracestyle.tasks import TASKS, get_task
-from tracestyle.tasks.kg.refs import point_at
+from tracestyle.tasks import TASKS, get_task, point_at
 
 KG_HELP = "KG tasks: a built-in KG (devops, world) or your KG .json; the same flag on every command"
 

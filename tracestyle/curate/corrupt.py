@@ -20,9 +20,9 @@ import re
 from tracestyle.answers.arithmetic import line_statements
 from tracestyle.answers.numbers import parse_number
 from tracestyle.tasks import task_of
-from tracestyle.tasks.kg.refs import resolve_kg
 
-KINDS = ("wrong_value", "wrong_value_propagated", "shuffle_steps", "delete_step", "wrong_edge")
+SHARED = ("wrong_value", "wrong_value_propagated", "shuffle_steps", "delete_step")
+KINDS = SHARED + ("wrong_edge",)     # and the kinds a task adds (Task.corrupt): KG's wrong_edge
 _SENT = re.compile(r"[^.!?\n]+(?:[.!?]+(?=\s|$)|$)")
 # a stated result: after "=" / "is", and not itself the start of another computation ("is 2 × $1")
 _STATED = re.compile(r"(?:=|\bis\b|\bequals\b)\s*\$?\s*(-?\d+(?:,\d{3})*(?:\.\d+)?)(?!\s*[×x*/+\-^]\s*[\d$(])")
@@ -119,28 +119,6 @@ def _delete(row: dict, rng: random.Random, is_step) -> tuple[str, dict] | None:
     return text[:a] + text[b:], {"deleted": text[a:b].strip()}
 
 
-def _wrong_edge(row: dict, rng: random.Random) -> tuple[str, dict] | None:
-    prob = row.get("problem") or {}
-    path = prob.get("path") or []
-    if len(path) < 2:
-        return None
-    kg = resolve_kg(prob)
-    hop = rng.randrange(len(path) - 1)                   # an intermediate entity: never the answer
-    ent = path[hop]["to"]
-    on_path = {h["from"] for h in path} | {h["to"] for h in path}
-    others = [e for e in kg.of_type(kg.entities.get(ent, "")) if e not in on_path] or \
-        [e for e in kg.entities if e not in on_path]
-    if not others:
-        return None
-    text = row["text"]
-    ms = [m for m in re.finditer(rf"\b{re.escape(ent)}\b", text, re.IGNORECASE)]
-    if not ms:
-        return None
-    m = ms[0]                                           # the hop that reaches it: the next hop then starts elsewhere
-    wrong = rng.choice(others)
-    return text[:m.start()] + wrong + text[m.end():], {"hop": hop, "entity": ent, "corrupted": wrong}
-
-
 def corrupt_row(row: dict, kind: str, seed: int) -> dict | None:
     """The row with its text corrupted and a "corruption" record, or None where the kind does not apply."""
     if kind not in KINDS:
@@ -151,8 +129,8 @@ def corrupt_row(row: dict, kind: str, seed: int) -> dict | None:
     task = task_of(row.get("problem") or {})
     if kind not in task.corruptions:
         return None
-    if kind == "wrong_edge":
-        res = _wrong_edge(row, rng)
+    if kind not in SHARED:
+        res = task.corrupt(kind, row, rng)
     elif kind.startswith("wrong_value"):
         res = _wrong_value(row, rng, kind.endswith("propagated"))
     else:

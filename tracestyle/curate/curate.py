@@ -16,9 +16,8 @@ from tracestyle.jsonl import finite_number, read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.progress import progress_bar
 from tracestyle.prompts import Register
-from tracestyle.tasks import get_task
+from tracestyle.tasks import get_task, point_at
 from tracestyle.tasks.gsm8k.source import load_gsm8k
-from tracestyle.tasks.kg.refs import point_at
 from tracestyle.verdict import Verdict
 
 DEFAULT_FIELDS = {"id": "problem_id", "question": "question", "gold": "gold", "text": "text", "register": "register"}

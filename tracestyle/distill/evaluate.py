@@ -19,8 +19,7 @@ from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
-from tracestyle.tasks import score, task_of
-from tracestyle.tasks.kg.refs import point_at
+from tracestyle.tasks import point_at, score, task_of
 
 
 def load_problems(path: str | Path, *, kg: str | None = None) -> list[dict]:

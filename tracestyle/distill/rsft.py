@@ -16,8 +16,7 @@ from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, stage_key, write_manifest
-from tracestyle.tasks import score, task_of
-from tracestyle.tasks.kg.refs import point_at
+from tracestyle.tasks import point_at, score, task_of
 
 
 def rsft_reward(problem: dict, text: str, *, truncated: bool | None = None) -> tuple[float, bool]:

@@ -15,7 +15,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyn
 from jinja2.sandbox import SandboxedEnvironment
 
 from tracestyle.errors import InputError
-from tracestyle.tasks.kg.graph import with_article
+from tracestyle.tasks.text import with_article
 from tracestyle.yamlfile import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent

@@ -27,6 +27,13 @@ def task_of(problem: dict) -> Task:
     return TASKS.get(problem.get("task") or "gsm8k")
 
 
+def point_at(problems: list[dict], resource: str) -> list[dict]:
+    """A later command's --kg: each task's problems that use such a resource resolve through the one given."""
+    for task in {id(t): t for t in (task_of(p) for p in problems)}.values():
+        problems = task.point_at(problems, resource)
+    return problems
+
+
 def score(problem: dict, output: str, *, truncated: bool | None = None) -> dict:
     """Score one output against its problem: the answer verdict plus the task's own trace verdicts.
     `truncated`: the generation hit its token limit (a cut-off fragment must not count as the answer)."""
@@ -40,4 +47,4 @@ def score(problem: dict, output: str, *, truncated: bool | None = None) -> dict:
     return row
 
 
-__all__ = ["TASKS", "Task", "get_task", "score", "task_of"]
+__all__ = ["TASKS", "Task", "get_task", "point_at", "score", "task_of"]

@@ -29,6 +29,19 @@ class Task:
 
         return lambda s: any(ok for *_, ok in line_statements(s))
 
+    def point_at(self, problems: list[dict], resource: str) -> list[dict]:
+        """A later command's --kg (or another resource flag): the problems of this task that use such a resource
+        resolve through the one given; others pass unchanged."""
+        return problems
+
+    def check_spec(self, spec, bad) -> None:
+        """A grid spec's fields this task reads (a KG, a generator): `bad(field, message)` for each problem."""
+
+    def corrupt(self, kind: str, row: dict, rng) -> tuple[str, dict] | None:
+        """A corruption only this task knows (its kinds are in `corruptions` beside the shared ones): the new
+        text and a record of the change, or None where it does not apply."""
+        return None
+
     def failure_category(self, row: dict, problem: dict) -> str:
         """The rule-based failure category of an evaluated row ("correct" when right); by default the categories of
         arithmetic word problems (tasks/math_taxonomy.py)."""

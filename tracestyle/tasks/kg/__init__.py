@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tracestyle.errors import InputError
 from tracestyle.tasks.base import Task
+from tracestyle.tasks.kg.corrupt import wrong_edge
 from tracestyle.tasks.kg.path import verify_kg_path
 from tracestyle.tasks.kg.phantomwiki import phantomwiki_problems
 from tracestyle.tasks.kg.questions import DEFAULT_HOPS, generate_kg_problems
-from tracestyle.tasks.kg.refs import resolve_kg
+from tracestyle.tasks.kg.refs import get_kg, point_at, resolve_kg
 from tracestyle.tasks.kg.score import verify_kg
 from tracestyle.tasks.kg.solution import kg_solution
 from tracestyle.tasks.kg.taxonomy import kg_category
@@ -27,6 +28,18 @@ class KGTask(Task):
 
     def failure_category(self, row: dict, problem: dict) -> str:
         return kg_category(row, problem)
+
+    def point_at(self, problems: list[dict], resource: str) -> list[dict]:
+        return point_at(problems, resource)
+
+    def check_spec(self, spec, bad) -> None:
+        try:
+            get_kg(spec.kg)
+        except InputError as e:
+            bad("kg", str(e))
+
+    def corrupt(self, kind: str, row: dict, rng) -> tuple[str, dict] | None:
+        return wrong_edge(row, rng) if kind == "wrong_edge" else None
 
     def split_note(self, spec: dict) -> str:
         return f"; train split {spec.get('train_hops')} hops, eval split {spec.get('eval_hops')} hops"

@@ -91,15 +91,3 @@ class KnowledgeGraph:
         out = {a.lower(): n for a, n in self.aliases.items()}
         out.update({n.lower(): n for n in self.entities})
         return out
-
-
-def with_article(noun: str) -> str:
-    """'an error', 'a fix', 'an hour', 'a unit': the article agrees with the sound of the noun."""
-    w = noun.strip()
-    low = w.lower()
-    vowel = low[:1] in "aeio" or (low[:1] == "u" and not re.match(r"u(ni|s[eu]|ti)", low))
-    if re.match(r"(hour|honest|honou?r|heir)", low):
-        vowel = True
-    if re.match(r"(one\b|eu|ewe)", low):
-        vowel = False
-    return ("an " if vowel else "a ") + w

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracestyle.tasks.kg.graph import with_article
+from tracestyle.tasks.text import with_article
 
 KG_CONNECTIVES = ["Following the first link", "Then", "After that", "Next", "Beyond that", "Further on",
                   "Continuing", "From there"]

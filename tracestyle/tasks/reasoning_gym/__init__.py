@@ -58,6 +58,17 @@ class ReasoningGymTask(Task):
     def failure_category(self, row: dict, problem: dict) -> str:
         return rg_category(row, problem)
 
+    def check_spec(self, spec, bad) -> None:
+        from tracestyle.errors import MissingExtraError
+
+        try:
+            if spec.rg_dataset not in dataset_names():
+                bad("rg_dataset", f"unknown or missing reasoning-gym dataset {spec.rg_dataset!r}")
+        except MissingExtraError as e:
+            bad("task", str(e))
+        if not isinstance(spec.rg_config, dict):
+            bad("rg_config", f"must be a mapping of the generator's options, got {spec.rg_config!r}")
+
     def check_trace(self, problem: dict, text: str) -> dict[str, Verdict]:
         if any(s.get("calcs") for s in problem.get("steps") or []):
             return {"steps": steps_verdict(text)}
