@@ -23,13 +23,13 @@ BUILTIN_REGISTERS = ("normal", "gold", "titanium", "diamond")
 _ALLOWED_KEYS = {"name", "description", "compliance", "version"}
 
 
-@dataclass
-class Register:
-    name: str
-    description: str
-    folder: Path
-    compliance: dict = field(default_factory=dict)
-    _env: SandboxedEnvironment | None = field(default=None, repr=False)
+class Templates:
+    """A folder of Jinja templates rendered in a sandbox, errors naming the file and line: a register's, or the
+    judges' prompts."""
+
+    def __init__(self, folder: Path, label: str = "") -> None:
+        self.folder, self.label = Path(folder), label or Path(folder).name
+        self._env: SandboxedEnvironment | None = None
 
     @property
     def env(self) -> SandboxedEnvironment:
@@ -42,6 +42,37 @@ class Register:
     def template_files(self) -> list[Path]:
         return sorted(self.folder.glob("*.j2"))
 
+    def render(self, template: str, **ctx) -> str:
+        path = self.folder / template
+        if not path.exists():
+            raise InputError(f"{self.label} has no template '{template}'", str(path))
+        try:
+            return self.env.get_template(template).render(**ctx).strip()
+        except TemplateSyntaxError as e:
+            raise InputError(f"template syntax error: {e.message}", str(path), e.lineno) from None
+        except TemplateError as e:
+            raise InputError(f"template error: {e}", str(path), _template_line(e, path)) from None
+
+
+@dataclass
+class Register:
+    """A way of writing a trace: its name, description, compliance rules and templates (teacher prompt, reference
+    render per task)."""
+    name: str
+    description: str
+    folder: Path
+    compliance: dict = field(default_factory=dict)
+    _templates: Templates | None = field(default=None, repr=False)
+
+    @property
+    def templates(self) -> Templates:
+        if self._templates is None:
+            self._templates = Templates(self.folder, f"register '{self.name}'")
+        return self._templates
+
+    def template_files(self) -> list[Path]:
+        return self.templates.template_files()
+
     @property
     def version(self) -> str:
         """Content hash of the register's files: a template edit changes it (and every cache key using it)."""
@@ -51,15 +82,7 @@ class Register:
         return h.hexdigest()[:12]
 
     def render(self, template: str, **ctx) -> str:
-        path = self.folder / template
-        if not path.exists():
-            raise InputError(f"register '{self.name}' has no template '{template}'", str(path))
-        try:
-            return self.env.get_template(template).render(**ctx).strip()
-        except TemplateSyntaxError as e:
-            raise InputError(f"template syntax error: {e.message}", str(path), e.lineno) from None
-        except TemplateError as e:
-            raise InputError(f"template error: {e}", str(path), _template_line(e, path)) from None
+        return self.templates.render(template, **ctx)
 
     def teacher_messages(self, task: str, problem: dict) -> list[dict]:
         ctx = {"task": task, "problem": problem, "question": problem["question"], "register": self.name,
@@ -98,7 +121,7 @@ def load_register(folder: str | Path) -> Register:
     # compile every template now, so a syntax error surfaces before any work is done
     for p in reg.template_files():
         try:
-            reg.env.get_template(p.name)
+            reg.templates.env.get_template(p.name)
         except TemplateSyntaxError as e:
             raise InputError(f"template syntax error: {e.message}", str(p), e.lineno) from None
     return reg

@@ -11,7 +11,7 @@ import yaml
 from tracestyle.curate.teachers.openai_client import OpenAIConfig, OpenAITeacher
 from tracestyle.errors import InputError
 from tracestyle.jsonl import write_jsonl
-from tracestyle.prompts import Register
+from tracestyle.prompts import Templates
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
 
@@ -45,7 +45,7 @@ def label_evals(evals: list[tuple[Path, list[dict]]], problems: dict[str, dict],
     """Label the wrong answers of several evaluations (eval folder, its eval.jsonl rows) in one batch through the
     async teacher client; each folder gets its judge_labels.jsonl. Correct rows are not sent."""
     cats = load_taxonomy(taxonomy)
-    reg = Register("judge", "", Path(template_dir) if template_dir else Path(__file__).parent)
+    reg = Templates(Path(template_dir) if template_dir else Path(__file__).parent, "the judge folder")
     todo = [(d, r) for d, rows in evals for r in rows if not r["correct"]]
     msgs = []
     for _, r in todo:

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from tracestyle.curate.teachers.openai_client import OpenAIConfig, OpenAITeacher
-from tracestyle.prompts import BUILTIN_DIR, Register
+from tracestyle.prompts import BUILTIN_DIR, Register, Templates
 from tracestyle.verdict import Verdict
 
 _YES = re.compile(r"^\W*(yes)\b", re.IGNORECASE)
@@ -32,7 +32,7 @@ class ComplianceJudge:
     def __init__(self, registers: dict[str, Register], base_url: str, model: str, *, api_key_env: str,
                  template_dir: str | Path = BUILTIN_DIR, concurrency: int = 8) -> None:
         self.registers = registers
-        self.template = Register("judge", "", Path(template_dir))
+        self.template = Templates(Path(template_dir), "the judge folder")
         self.cfg = OpenAIConfig(base_url=base_url, model=model, api_key_env=api_key_env, temperature=0.0,
                                 max_tokens=4, k=1, concurrency=concurrency)
         self.cache_path: Path | None = None
