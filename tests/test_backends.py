@@ -10,6 +10,18 @@ from tracestyle.distill.sft_unsloth import unsloth_args
 from tracestyle.errors import InputError, MissingExtraError
 
 
+def test_every_preset_names_its_size_and_family():
+    """The scale plot orders students by parameter count: 0.5B < 3B < 7B, the bundled ones below."""
+    from tracestyle.distill.models import load_preset, preset_names
+
+    params = {n: load_preset(n).params for n in preset_names()}
+    assert all(isinstance(v, int) and v > 0 for v in params.values()), params
+    assert all(load_preset(n).family not in ("", "?") for n in preset_names())
+    order = sorted(params, key=params.get)
+    assert order.index("smollm2-135m") < order.index("qwen2.5-0.5b") < order.index("qwen2.5-3b") \
+        < order.index("qwen2.5-7b")
+
+
 def test_presets_have_per_size_defaults():
     small, big = config_from_preset("smollm2-135m"), config_from_preset("qwen2.5-7b-instruct")
     assert small.lr > big.lr and small.dtype == "float32" and big.dtype == "bfloat16"
