@@ -7,8 +7,6 @@ import pytest
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.slow
-
 SPEC = """task: kg
 kg: devops
 registers: [normal]
@@ -24,11 +22,24 @@ executor: ray
 """
 
 
+def test_ray_tasks_ask_for_the_gpus_their_stage_needs():
+    """Ray hides every GPU from a task that asks for none: on a GPU cluster each model stage asks for one."""
+    from tracestyle.ablations.executors import job_resources
+
+    for kind in ("train", "rsft", "eval", "nll"):
+        assert job_resources({"kind": kind}, {"CPU": 16.0, "GPU": 8.0}) == {"num_cpus": 1, "num_gpus": 1}
+        assert job_resources({"kind": kind}, {"CPU": 2.0}) == {"num_cpus": 1, "num_gpus": 0}
+
+
+@pytest.mark.slow
 def test_ray_executor_runs_a_grid(tmp_path):
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     (tmp_path / "g.yaml").write_text(SPEC)
-    r = run_cli("grid", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "run"),
-                env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        r = run_cli("grid", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "run"),
+                    env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"})
+    finally:
+        ray.shutdown()    # the grid ran in this process: its local Ray instance goes with the test
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
     assert {x["register"] for x in rows} == {"base", "normal"} and all(x["n"] == "3" for x in rows)

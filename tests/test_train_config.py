@@ -92,3 +92,41 @@ def test_micro_batched_gradient_equals_whole_batch_gradient():
     assert sum(float(g.abs().sum()) for g in whole) > 0
     for a, b in zip(whole, parts):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("family,extra", [("gemma2", {"final_logit_softcapping": 0.05, "head_dim": 16}),
+                                          ("granite", {"logits_scaling": 4.0}),
+                                          ("cohere", {"logit_scale": 0.5}),
+                                          ("qwen2", {})])
+def test_the_loss_uses_the_models_own_output_head(family, extra):
+    """The trainer runs the LM head only on completion positions; its logits there must equal the model's own
+    forward (Gemma 2 soft-caps them, Granite and Cohere scale them). Tiny random-init models of each family."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tracestyle.distill.sft_hf import head_logits
+
+    cfg = AutoConfig.for_model(family, vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, num_key_value_heads=1, **extra)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    ids = torch.randint(0, 96, (2, 7))
+    with torch.no_grad():
+        want = model(input_ids=ids).logits.float()
+        hidden = model.model(input_ids=ids).last_hidden_state
+        got = head_logits(model, hidden.reshape(-1, hidden.shape[-1])).reshape(want.shape)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    if extra:   # the family's own step matters: the bare LM head would differ
+        assert not torch.allclose(model.lm_head(hidden).float(), want, atol=1e-3)
+
+
+def test_checkpoint_rng_state_round_trips(tmp_path):
+    """A resumed run draws the same random numbers (CPU here; CUDA generators are saved beside it on a GPU)."""
+    import torch
+
+    from tracestyle.distill.sft_hf import restore_rng, rng_state
+
+    torch.save(rng_state(), tmp_path / "state.pt")
+    first = torch.rand(4)
+    restore_rng(torch.load(tmp_path / "state.pt", weights_only=True, map_location="cpu"))
+    assert torch.equal(torch.rand(4), first)

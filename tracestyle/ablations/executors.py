@@ -79,6 +79,16 @@ def local_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: 
             for i, job in enumerate(jobs, 1)]
 
 
+def job_resources(job: dict, cluster: dict) -> dict:
+    """What a Ray task for this stage asks for. Ray hides every GPU from a task that asks for none (it sets
+    CUDA_VISIBLE_DEVICES to empty), so on a cluster with GPUs each model stage asks for one and runs on it; on a
+    CPU-only cluster a stage takes one CPU (torch uses the threads it is given)."""
+    gpus = cluster.get("GPU", 0)
+    if gpus >= 1 and job["kind"] in ("train", "rsft", "eval", "nll"):
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": 1, "num_gpus": 0}
+
+
 def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bool = False) -> list[dict]:
     """Train/RSFT then eval per cell as chained Ray tasks; base evaluations run in parallel with training."""
     try:
@@ -88,14 +98,15 @@ def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bo
     if not ray.is_initialized():
         # a local instance unless RAY_ADDRESS points at a cluster
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=not quiet)
-    remote = ray.remote(num_cpus=1)(run_job)
+    remote = ray.remote(run_job)
+    cluster = ray.cluster_resources()
     sd = asdict(spec)
     refs, prev = [], {}
     for job in jobs:
         key = (job.get("student"), job.get("register"), job.get("seed"))
         dep = prev.get(key) if job.get("register") else None
         # chain a cell's stages: a top-level ObjectRef argument makes Ray wait for the previous stage
-        ref = remote.remote(job, sd, eval_problems, True, dep)
+        ref = remote.options(**job_resources(job, cluster)).remote(job, sd, eval_problems, True, dep)
         prev[key] = ref
         refs.append(ref)
     return ray.get(refs)

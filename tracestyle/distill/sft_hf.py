@@ -39,8 +39,28 @@ def completion_loss(model, ids, labels, mask):
     target = labels[:, 1:]
     sel = target != -100
     h = hidden[:, :-1][sel]
-    logits = base.lm_head(h).float()
+    logits = head_logits(base, h)
     return F.cross_entropy(logits, target[sel], reduction="sum"), int(sel.sum())
+
+
+def head_logits(base, h):
+    """The model's own output head on selected hidden states, in float32: the LM head and what a family's forward
+    does after it (read in transformers' modeling code): Gemma 2's final-logit soft-capping, Granite's
+    logits_scaling, Cohere's logit_scale. tests/test_train_config.py checks each against the model's forward."""
+    import torch
+
+    logits = base.lm_head(h).float()
+    cfg = base.config
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    scaling = getattr(cfg, "logits_scaling", None)
+    if scaling:
+        logits = logits / scaling
+    scale = getattr(base, "logit_scale", None)
+    if isinstance(scale, (int, float)):
+        logits = logits * scale
+    return logits
 
 
 def micro_batches(examples: list[dict], idx: list[int], budget: int) -> list[list[int]]:
@@ -113,7 +133,7 @@ def _save_checkpoint(out: Path, model, opt, sched, *, step: int) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+                    **rng_state()}, tmp / "state.pt")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # never leave half a checkpoint beside the good one
         raise
@@ -122,6 +142,24 @@ def _save_checkpoint(out: Path, model, opt, sched, *, step: int) -> None:
     for old in (out / "checkpoints").glob("step-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def rng_state() -> dict:
+    """Every random generator a resumed run must continue from: torch's CPU one, and each CUDA device's."""
+    import torch
+
+    state = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
 
 
 def _load_checkpoint_weights(model, ck: Path) -> None:
@@ -214,10 +252,12 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     ck = _latest_checkpoint(out)
     if ck is not None:
         _load_checkpoint_weights(model, ck)
-        state = torch.load(ck / "state.pt", weights_only=True)
+        # tensors go to the CPU first: a checkpoint written on one GPU resumes on another device or on a CPU;
+        # the optimizer moves its state onto its parameters' device itself
+        state = torch.load(ck / "state.pt", weights_only=True, map_location="cpu")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state)
         step = state["step"]
     metrics_path = out / "metrics.jsonl"
     if metrics_path.exists():  # keep only what the checkpoint we resume from had seen

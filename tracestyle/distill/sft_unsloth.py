@@ -24,7 +24,7 @@ def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str, n_rows: int) -
         "sft": {"output_dir": out_dir, "per_device_train_batch_size": cfg.batch_size,
                 "gradient_accumulation_steps": cfg.grad_accum, "learning_rate": cfg.lr,
                 "max_steps": total, "warmup_steps": max(1, int(cfg.warmup_ratio * total)),
-                "lr_scheduler_type": "linear", "warmup_ratio": cfg.warmup_ratio, "seed": cfg.seed, "logging_steps": 1, "save_steps": cfg.save_every,
+                "lr_scheduler_type": "linear", "seed": cfg.seed, "logging_steps": 1, "save_steps": cfg.save_every,
                 "eval_steps": cfg.eval_every, "max_length": cfg.max_length, "completion_only_loss": True,
                 "report_to": "none", "bf16": cfg.dtype == "bfloat16"},
     }
