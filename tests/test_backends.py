@@ -144,7 +144,7 @@ def test_mlx_trains_and_evaluates_for_real(tmp_path):
     ok(run_cli("problems", "--task", "kg", "--split", "eval", "--n", "2", "--out", str(tmp_path / "e.jsonl")))
     ok(run_cli("generate", "--problems", str(tmp_path / "p.jsonl"), "--registers", "normal", "--out", str(tmp_path / "g")))
     ok(run_cli("train", "--data", str(tmp_path / "g" / "traces.jsonl"), "--backend", "mlx", "--steps", "2",
-               "--batch-size", "2", "--max-length", "256", "--out", str(tmp_path / "a")))
+               "--batch-size", "2", "--max-length", "160", "--out", str(tmp_path / "a")))
     assert (tmp_path / "a" / "adapters.safetensors").exists()
     metrics = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]

@@ -1,4 +1,5 @@
-"""Corruption and mix axes, a curriculum and the student's NLL before training, in a tiny real grid."""
+"""Grid axes: bad values named with file, line and key; the example specs load; the example grid on the local
+llama.cpp teacher. (The axes themselves run in tests/test_grid.py's one tiny grid.)"""
 
 import csv
 import json
@@ -6,69 +7,6 @@ import json
 import pytest
 
 from conftest import run_cli
-
-SPEC = """task: kg
-kg: world
-registers: [normal, titanium]
-students: [smollm2-135m]
-train_hops: [1, 3]
-train_n: 24
-eval_n: 4
-batch_size: 2
-eval_max_new_tokens: 16
-eval_batch_size: 4
-token_budget: 600
-corruption: [wrong_edge]
-corruption_registers: [normal]
-mix:
-  - {normal: 0.5, titanium: 0.5}
-curriculum: easy_first
-nll_sample: 4
-"""
-CONDITIONS = ["normal", "titanium", "normal+wrong_edge", "mix-normal50-titanium50"]
-
-
-@pytest.mark.slow
-def test_grid_with_corruption_mix_curriculum_and_nll(tmp_path):
-    spec = tmp_path / "grid.yaml"
-    spec.write_text(SPEC)
-    out = tmp_path / "run"
-    r = run_cli("grid", str(spec), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert json.loads((out / "spec.json").read_text())["conditions"] == CONDITIONS
-    rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {x["register"] for x in rows} == {"base", *CONDITIONS}
-    tok = json.loads((out / "data" / "tokens.json").read_text())
-    for c in CONDITIONS:
-        v = tok["registers"][c]
-        assert v["within"] and abs(v["total"] - tok["budget"]) <= 0.01 * tok["budget"], (c, v, tok["budget"])
-    assert "corruption_skipped" in tok["registers"]["normal+wrong_edge"]
-    assert tok["registers"]["mix-normal50-titanium50"]["shares"] == {"normal": 0.5, "titanium": 0.5}
-    data = {c: [json.loads(x) for x in (out / "data" / f"{c}.jsonl").read_text().splitlines()] for c in CONDITIONS}
-    # corrupted rows say how they were corrupted (deterministic from the data seed); clean rows carry nothing
-    assert all(x["corruption"]["kind"] == "wrong_edge" and x["corruption"]["seed"] == 0
-               for x in data["normal+wrong_edge"])
-    assert not any("corruption" in x for x in data["normal"])
-    assert {x["register"] for x in data["mix-normal50-titanium50"]} == {"normal", "titanium"}
-    # a curriculum: easy (fewer hops) first, and the trainer keeps that order
-    for c in CONDITIONS:
-        hops = [x["problem"]["difficulty"]["hops"] for x in data[c]]
-        assert hops == sorted(hops), (c, hops)
-        cfg = json.loads((out / "cells" / "smollm2-135m" / c / "seed0" / "adapter" / "train_config.json").read_text())
-        assert cfg["curriculum"] is True
-    for c in CONDITIONS:
-        nll = json.loads((out / "cells" / "smollm2-135m" / c / "nll" / "nll.json").read_text())
-        assert 0 < nll["nll"] < 20 and nll["rows"] == 4 and nll["tokens"] > 0
-    md = (out / "report.md").read_text()
-    assert "Corrupted and mixed traces against the clean register" in md
-    assert "normal+wrong_edge" in md and "mix-normal50-titanium50" in md
-    assert "NLL before training" in md and "Spearman" in md
-    assert 'id="plot-nll"' in (out / "report.html").read_text()
-    # a second run recomputes nothing
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("manifest.json")}
-    r = run_cli("grid", str(spec), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
 @pytest.mark.parametrize("extra,key", [("corruption: [wrong_value]\n", "corruption"),
