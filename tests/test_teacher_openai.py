@@ -136,10 +136,12 @@ def test_llm_judge_failure_labels_in_report(tmp_path, llama_server):
     with FaultProxy(llama_server["base_url"], [None], say=lambda prompt: _pick(prompt, say)) as proxy:
         r = run_cli("report", str(run), "--judge-base-url", proxy.base_url, "--judge-model", "smollm2")
         assert r.returncode == 0, r.stderr
+    every = [x for f in sorted(run.glob("cells/**/judge_labels.jsonl")) for x in _rows(f)]
+    assert proxy.count == len(every)    # one request per wrong answer in the run; right ones are not judged
     labels = _rows(run / "cells" / "smollm2-135m" / "base" / "eval" / "judge_labels.jsonl")
-    assert len(labels) == 5 and proxy.count == 5  # the five wrong answers of the base model; right ones unjudged
-    assert all(x["judge_label"] == said[x["judge_reply"]] for x in labels), labels
+    assert len(labels) == 5             # the five wrong answers of the base model
+    assert all(x["judge_label"] == said[x["judge_reply"]] for x in every), every
     table = (run / "report.md").read_text().split("LLM-judge failure labels")[1]
-    for lab in {x["judge_label"] for x in labels}:
+    for lab in {x["judge_label"] for x in every}:
         assert lab in table, lab
     assert (run / "judge_cache.jsonl").exists()   # one batch for the whole run, cached in the run folder
