@@ -50,9 +50,10 @@ def prompt_format_for(student: str, adapter: str | None) -> str:
     return config_from_preset(student).prompt_format
 
 
-# Below this many generated tokens a CPU evaluation stays in transformers: converting the merged weights for
-# CTranslate2 costs about as much as decoding this many tokens with transformers' batched generation (measured:
-# bench/README.md), and both engines give the same rows (tests/test_eval_engine.py).
+# Below this many expected tokens (problems x max new tokens) a CPU evaluation stays in transformers: the one-off
+# merge + CTranslate2 conversion (~8 s for SmolLM2-135M on an Intel Xeon with AMX/AVX512_BF16, more for Gemma's
+# 262k-word head) is not repaid by a few batches, and both engines give the same rows (tests/test_eval_engine.py).
+# A threshold chosen from that one measurement, not tuned per machine (issue 21: the engine by measurement).
 CT2_MIN_TOKENS = 4096
 
 
