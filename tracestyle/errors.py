@@ -27,5 +27,6 @@ class MissingExtraError(InputError):
 
     def __init__(self, package: str, extra: str | None = None, *, how: str | None = None) -> None:
         """`extra`: the tracestyle extra that installs it; `how`: the install step where no extra does."""
-        how = how or f"pip install 'tracestyle[{extra}]'" if extra or how else f"pip install {package}"
+        if how is None:
+            how = f"pip install 'tracestyle[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"'{package}' is not installed; install it with: {how}")
