@@ -29,7 +29,7 @@ def train_config(spec: GridSpec, job: dict):
     set, so each sees the same number of trace tokens; a fixed step count would hand long-trace registers more."""
     if spec.token_budget != "none":
         cfg = config_from_preset(job["student"], epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
-                                 seed=job["seed"])
+                                 seed=job["seed"], dtype=spec.precision, device=spec.device)
         # the held-out loss comes from the register's traces left out of the budget (data/<reg>.heldout.jsonl),
         # never from the matched set itself: holding some of it out would break the match
         cfg.max_steps, cfg.eval_fraction = None, 0.0
@@ -41,6 +41,7 @@ def train_config(spec: GridSpec, job: dict):
     # short grid runs still get a held-out loss curve: four points over the run
     return config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
                               seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None,
+                              dtype=spec.precision, device=spec.device,
                               curriculum=spec.curriculum == "easy_first" or None)
 
 
@@ -56,11 +57,13 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
     spec = GridSpec(**spec_dict)
     progress = stage_progress(label or job_label(job), quiet)
     if job["kind"] == "eval":
-        ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens)
+        ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens,
+                        precision=spec.precision, device=spec.device)
         res = run_eval(job["student"], eval_problems, job["out"], ev, progress=progress)
         return {**res, "worker_pid": os.getpid()}
     if job["kind"] == "nll":
-        return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress),
+        return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress,
+                          precision=spec.precision),
                 "worker_pid": os.getpid()}
     cfg = train_config(spec, job)
     if job["kind"] == "train":

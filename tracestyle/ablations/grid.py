@@ -19,8 +19,10 @@ from tracestyle.curate.corrupt import corrupt_row
 from tracestyle.curate.curate import CurateConfig, curate
 from tracestyle.curate.generate import Teacher, generate
 from tracestyle.curate.stats import count_tokens_fn
+from tracestyle.distill.sft_hf import pick_device
 from tracestyle.jsonl import read_jsonl, safe_child, strip_meta, write_json, write_jsonl
 from tracestyle.layout import cell_dir, eval_dir, nll_dir
+from tracestyle.precision import cpu_facts, describe_cpu, resolve_precision
 from tracestyle.prompts import load_registers
 from tracestyle.reports.report import write_report
 from tracestyle.tasks import get_task
@@ -178,7 +180,12 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions(), "teacher_name": spec.teacher_name()})
+    # one precision for every cell, fixed before any of them runs; spec.json and every manifest record it
+    spec = replace(spec, precision=resolve_precision(spec.precision, pick_device(spec.device)))
+    if not quiet:
+        log_fn(f"precision: {spec.precision} on {describe_cpu()}")
+    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions(), "teacher_name": spec.teacher_name(),
+                                   "machine": cpu_facts()})
     tr, ev = _problems(spec, out)
     registers = load_registers(spec.registers, spec.registers_dir)
     train_problems = [strip_meta(p) for p in read_jsonl(tr)]

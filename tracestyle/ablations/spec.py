@@ -11,6 +11,7 @@ from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
+from tracestyle.precision import normalise
 from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS, get_task
 from tracestyle.yamlfile import key_line, load_yaml
@@ -61,6 +62,10 @@ class GridSpec:
     mix: list[dict] = field(default_factory=list)           # [{titanium: 0.2, normal: 0.8}, ...]
     curriculum: str = "none"            # none | easy_first: train on easy problems first (hops or steps)
     nll_sample: int = 32                # traces per register for each student's NLL before training (0: off)
+    # one precision for every cell (train, NLL, eval), resolved once when the grid starts: auto is bfloat16 where
+    # the machine computes it natively, else float32 (tracestyle/precision.py)
+    precision: str = "auto"
+    device: str = "auto"
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -158,6 +163,12 @@ class GridSpec:
             bad("rsft_pool", f"must be matched or train, got {self.rsft_pool!r}")
         if self.curriculum not in ("none", "easy_first"):
             bad("curriculum", f"must be none or easy_first, got {self.curriculum!r}")
+        try:
+            normalise(self.precision)
+        except InputError as e:
+            bad("precision", str(e))
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            bad("device", f"must be auto, cpu, cuda or mps, got {self.device!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
             bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
 

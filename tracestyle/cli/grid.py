@@ -7,7 +7,11 @@ from pathlib import Path
 
 from tracestyle.ablations.grid import run_grid
 from tracestyle.ablations.spec import GridSpec
+from tracestyle.cli.students import add_precision_arg
 from tracestyle.errors import InputError
+from tracestyle.jsonl import atomic_write_text
+from tracestyle.precision import normalise
+from tracestyle.reports.compare import compare_markdown, compare_runs
 from tracestyle.reports.console import print_table
 from tracestyle.reports.report import judge_run, write_report
 
@@ -20,7 +24,7 @@ QUICKSTART = {
     "task": "kg", "kg": "devops", "registers": ["normal", "gold", "titanium", "diamond"],
     "students": ["smollm2-135m", "gemma3-270m"], "seeds": [0], "train_n": 200, "eval_n": 200,
     "token_budget": 4000, "epochs": 1, "batch_size": 4, "distractors": 2,
-    "train_hops": [1, 3], "eval_hops": [1, 3], "eval_max_new_tokens": "auto", "eval_batch_size": 32,
+    "train_hops": [1, 3], "eval_hops": [1, 3], "eval_max_new_tokens": "auto", "eval_batch_size": 100,
 }
 
 
@@ -36,6 +40,8 @@ def cmd_grid(args) -> int:
     spec = GridSpec.load(args.spec)
     if args.executor:
         spec.executor = args.executor
+    if args.precision:
+        spec.precision = normalise(args.precision)
     out = run_grid(spec, args.out, args.quiet)
     _print_results(out)
     return 0
@@ -56,11 +62,28 @@ def cmd_report(args) -> int:
 
 def cmd_quickstart(args) -> int:
     """The README's main job: a small KG grid on the bundled student, CPU only, offline."""
-    spec = GridSpec(**QUICKSTART)
+    spec = GridSpec(**QUICKSTART, precision=normalise(args.precision))
     spec.validate()
     out = run_grid(spec, args.out, args.quiet)
     _print_results(out)
     print(f"report: {out / 'report.html'}  ({out / 'report.md'}, {out / 'results.csv'})")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    res = compare_runs(args.run_a, args.run_b)
+    text = compare_markdown(res)
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    print_table(f"{res['label_b']} (B) against {res['label_a']} (A), paired on the same questions",
+                ["student", "register", "seed", "n", "A", "B", "B - A [95% CI]", "p (Holm)", "same"],
+                [[c["student"], c["register"], c["seed"], c["n"], f"{c['acc_a']:.3f}", f"{c['acc_b']:.3f}",
+                  f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]",
+                  f"{c['p_holm']:.3g}", f"{100 * c['agree']:.0f}%"] for c in res["cells"]])
+    print(f"report conclusions that differ between the runs: {res['changed']} of {len(res['conclusions'])}")
+    for c in res["conclusions"]:
+        if c["changed"]:
+            print(f"  {c['student']} {c['pair']}: A {c['a']}; B {c['b']}")
     return 0
 
 
@@ -69,6 +92,7 @@ def add_commands(sub) -> None:
     p.add_argument("spec")
     p.add_argument("--out", required=True)
     p.add_argument("--executor", default=None, choices=["local", "ray"])
+    add_precision_arg(p)
     p.set_defaults(fn=cmd_grid)
 
     p = sub.add_parser("report", help="write report.md, report.html and results.csv for a grid run")
@@ -79,6 +103,14 @@ def add_commands(sub) -> None:
     p.add_argument("--taxonomy", default=None, help="YAML with 'categories: {name: description}'")
     p.set_defaults(fn=cmd_report)
 
+    p = sub.add_parser("compare", help="two runs of one grid (e.g. bfloat16 and float32), paired cell by cell: "
+                                       "accuracy differences with CIs and the report conclusions that change")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--out", default=None, help="also write the comparison as Markdown here")
+    p.set_defaults(fn=cmd_compare)
+
     p = sub.add_parser("quickstart", help="the main job: a scale x style KG grid on the two bundled students (CPU)")
     p.add_argument("--out", default="runs/quickstart")
+    add_precision_arg(p)
     p.set_defaults(fn=cmd_quickstart)

@@ -20,7 +20,8 @@ def _train_overrides(args) -> dict:
             "grad_accum": args.grad_accum, "micro_batch_tokens": args.micro_batch_tokens, "backend": args.backend,
             "device": args.device, "lora": False if args.full else None, "save_every": args.save_every,
             "eval_every": args.eval_every, "prompt_format": args.prompt_format,
-            "curriculum": True if args.curriculum else None}
+            "curriculum": True if args.curriculum else None, "dtype": args.precision, "lora_r": args.lora_r,
+            "lora_alpha": args.lora_alpha}
 
 
 def cmd_train(args) -> int:
@@ -30,9 +31,9 @@ def cmd_train(args) -> int:
     if res.get("skipped"):
         print(f"{args.out}: complete (manifest matches); nothing to do")
         return 0
-    print_table("train", ["steps", "examples", "held-out", "seconds", "tokens/s", "device"],
+    print_table("train", ["steps", "examples", "held-out", "seconds", "tokens/s", "device", "precision"],
                 [[res.get("steps"), res.get("examples"), res.get("heldout"), res.get("seconds"),
-                  res.get("tokens_per_s"), res.get("device")]])
+                  res.get("tokens_per_s"), res.get("device"), res.get("precision", "-")]])
     return 0
 
 
@@ -50,12 +51,18 @@ def cmd_rsft(args) -> int:
 def cmd_eval(args) -> int:
     ev = EvalConfig(adapter=args.adapter, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     temperature=args.temperature, device=args.device, backend=args.backend, limit=args.limit,
-                    fmt=args.prompt_format, kg=args.kg)
+                    fmt=args.prompt_format, kg=args.kg, precision=args.precision)
     res = run_eval(args.student, args.problems, args.out, ev, progress=stage_progress(f"eval {args.student}", args.quiet))
-    print_table("eval", ["student", "adapter", "n", "accuracy", "tokens/s"],
+    print_table("eval", ["student", "adapter", "n", "accuracy", "tokens/s", "engine", "precision"],
                 [[res["student"], res.get("adapter") or "-", res["n"], f"{res['accuracy']:.3f}",
-                  res.get("tokens_per_s")]])
+                  res.get("tokens_per_s"), res.get("backend"), res.get("precision", "-")]])
     return 0
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default=None, choices=["auto", "bfloat16", "float32", "bf16", "fp32"],
+                   help="auto (default): bfloat16 where the device computes it natively (a GPU; a CPU with AMX or "
+                        "AVX512_BF16), else float32; float32 reproduces transformers' float32 outputs exactly")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -74,6 +81,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, choices=["hf", "unsloth", "mlx"])
     p.add_argument("--device", default=None, help="auto, cpu, cuda, mps")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default: the preset's)")
+    p.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: the preset's)")
+    add_precision_arg(p)
     p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (resume point)")
     p.add_argument("--eval-every", type=int, default=None, help="held-out loss every N steps")
     p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
@@ -117,7 +127,9 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--backend", default="auto", choices=["auto", "hf", "ct2", "vllm", "mlx"],
-                   help="auto: CTranslate2 on a CPU (same greedy outputs, several times faster), else transformers")
+                   help="auto: on a CPU the engine measured fastest here for the precision (transformers or "
+                        "CTranslate2: the same greedy rows), else transformers")
+    add_precision_arg(p)
     p.add_argument("--prompt-format", default=None, choices=["chat", "plain"],
                    help="default: the format the weights were trained with, else the preset's")
     add_kg_arg(p)

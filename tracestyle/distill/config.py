@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
+from tracestyle.precision import normalise
 
 
 @dataclass
@@ -32,7 +33,7 @@ class TrainConfig:
     save_every: int = 50
     eval_fraction: float = 0.05
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str = "auto"        # the precision: auto (bf16 where native: tracestyle/precision.py), bfloat16, float32
     prompt_format: str = "chat"
     device: str = "auto"
     curriculum: bool = False    # keep the data file's order (easy first) instead of shuffled length-grouped batches
@@ -59,6 +60,7 @@ class TrainConfig:
             raise InputError("LoRA needs at least one target module", field="lora_targets")
         if self.backend not in ("hf", "unsloth", "mlx"):
             raise InputError(f"unknown backend '{self.backend}' (hf, unsloth, mlx)", field="backend")
+        self.dtype = normalise(self.dtype, "precision")
         if self.prompt_format not in ("chat", "plain"):
             raise InputError("must be chat or plain", field="prompt_format")
         return self
@@ -94,6 +96,7 @@ class EvalConfig:
     limit: int | None = None
     fmt: str | None = None
     kg: str | None = None
+    precision: str = "auto"
 
 
 @dataclass

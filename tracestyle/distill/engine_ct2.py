@@ -51,19 +51,37 @@ def _digest(path: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def converted_dir(student: str, adapter: str | None, compute_type: str = "float32") -> Path:
-    """The CTranslate2 model for a student (+ its trained weights), converted once and cached by content."""
+def version() -> str | None:
     try:
         import ctranslate2
     except ImportError:
-        raise MissingExtraError("ctranslate2", "fast") from None
+        return None
+    return ctranslate2.__version__
+
+
+def _converted_path(student: str, adapter: str | None, compute_type: str) -> Path:
+    import ctranslate2
+
     base = Path(resolve_model_path(load_preset(student).model))
     parts = [_digest(base) if base.exists() else str(base)]
     if adapter:
         parts.append(trained_kind(adapter) + ":" + _digest(weights_file(adapter)))
     key = hashlib.sha256("|".join(parts + [compute_type, ctranslate2.__version__]).encode()).hexdigest()[:20]
-    root = cache_root() / "ct2"
-    out = root / f"{student.replace('/', '__')}-{key}"
+    return cache_root() / "ct2" / f"{student.replace('/', '__')}-{key}"
+
+
+def is_converted(student: str, adapter: str | None, compute_type: str = "float32") -> bool:
+    return available() and (_converted_path(student, adapter, compute_type) / "model.bin").exists()
+
+
+def converted_dir(student: str, adapter: str | None, compute_type: str = "float32") -> Path:
+    """The CTranslate2 model for a student (+ its trained weights), converted once and cached by content."""
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("ctranslate2", "fast") from None
+    out = _converted_path(student, adapter, compute_type)
+    root = out.parent
     if (out / "model.bin").exists():
         mark_used(out)
         return out

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tracestyle.distill import engine_ct2
 from tracestyle.distill.config import EvalConfig, config_from_preset
+from tracestyle.distill.engine_choice import choose as choose_engine
 from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import generate_mlx
 from tracestyle.distill.eval_vllm import generate_vllm_lora
@@ -19,6 +20,7 @@ from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.precision import resolve_precision
 from tracestyle.tasks import point_at, score, task_of
 
 
@@ -50,26 +52,24 @@ def prompt_format_for(student: str, adapter: str | None) -> str:
     return config_from_preset(student).prompt_format
 
 
-# Below this many expected tokens (problems x max new tokens) a CPU evaluation stays in transformers: the one-off
-# merge + CTranslate2 conversion (~8 s for SmolLM2-135M on an Intel Xeon with AMX/AVX512_BF16, more for Gemma's
-# 262k-word head) is not repaid by a few batches, and both engines give the same rows (tests/test_eval_engine.py).
-# A threshold chosen from that one measurement, not tuned per machine (issue 21: the engine by measurement).
-CT2_MIN_TOKENS = 4096
-
-
-def resolve_backend(backend: str, device: str = "auto", adapter: str | None = None, *,
-                    expected_tokens: int | None = None) -> str:
-    """The engine `auto` means here: mlx for an mlx-lm adapter; on a CPU, CTranslate2 when installed and the work
-    (`expected_tokens`: problems × max new tokens) repays its one-off conversion; else transformers."""
+def resolve_backend(student: str, ev: EvalConfig, device: str, precision: str, *, questions: list[str],
+                    fmt: str) -> tuple[str, dict]:
+    """(engine, why) for `auto`: mlx for an mlx-lm adapter; on a GPU transformers; on a CPU the engine measured
+    fastest here for this precision (distill/engine_choice.py)."""
+    backend, adapter = ev.backend, ev.adapter
     if backend != "auto":
         if backend == "ct2" and not engine_ct2.available():
             raise MissingExtraError("ctranslate2", "fast")
-        return backend
+        if backend == "ct2" and precision != "float32":
+            raise InputError("CTranslate2 runs float32 only on a CPU: pass --precision float32 (or another backend)",
+                             field="backend")
+        return backend, {"rule": "requested"}
     if adapter and trained_kind(adapter) == "mlx_lora":
-        return "mlx"    # an adapter mlx-lm trained is read by mlx alone
-    if pick_device(device) != "cpu" or not engine_ct2.available():
-        return "hf"
-    return "hf" if expected_tokens is not None and expected_tokens < CT2_MIN_TOKENS else "ct2"
+        return "mlx", {"rule": "an mlx-lm adapter is read by mlx alone"}
+    if device != "cpu":
+        return "hf", {"rule": f"transformers on {device}"}
+    return choose_engine(student, adapter, precision, questions, fmt=fmt, batch_size=ev.batch_size,
+                         max_new_tokens=ev.max_new_tokens)
 
 
 def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: EvalConfig | None = None, *,
@@ -84,17 +84,24 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
     out = Path(out_dir)
     fmt = fmt or prompt_format_for(student, adapter)
     problems = load_problems(problems_path, kg=kg)[:limit]
-    backend = resolve_backend(ev.backend, device, adapter, expected_tokens=len(problems) * max_new_tokens)
+    dev = pick_device(device)
+    precision = resolve_precision(ev.precision, dev)
+    # the requested backend keys the manifest: `auto` may pick another engine once a conversion is cached, and the
+    # engines give the same rows (tests/test_eval_engine.py); the precision changes outputs, so it keys it too
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-           "temperature": temperature, "backend": backend, "limit": limit, "format": fmt, "kg": kg}
+           "temperature": temperature, "backend": ev.backend, "precision": precision, "limit": limit, "format": fmt,
+           "kg": kg}
     inputs = [problems_path] + ([weights_file(adapter)] if adapter else [])
     if is_complete(out, cfg, inputs):
         return {"skipped": True, **_read_summary(out)}
     out.mkdir(parents=True, exist_ok=True)
     partial = AppendLog(out / "eval.partial.jsonl")
-    done = {r["problem_id"]: r for r in partial.rows}
+    # rows an interrupted run wrote in another precision are redone (the later row wins when read back)
+    done = {r["problem_id"]: r for r in partial.rows if r.get("precision", precision) == precision}
     todo = [p for p in problems if p["id"] not in done]
     gen_tokens, gen_secs, loops_stopped = 0, 0.0, 0
+    backend, why = resolve_backend(student, ev, dev, precision, questions=[p["question"] for p in todo or problems],
+                                   fmt=fmt)
     if todo:
         if backend in ("vllm", "mlx"):
             if backend == "vllm":
@@ -105,7 +112,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                         temperature=temperature, fmt=fmt)
             tok = load_tokenizer(student)
             for p, t in zip(todo, texts):
-                partial.append({"problem_id": p["id"], "output": t,
+                partial.append({"problem_id": p["id"], "output": t, "precision": precision,
                                 "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
         else:
             dec = Decoding(max_new_tokens, temperature, fmt=fmt)
@@ -117,7 +124,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                 def gen_fn(qs):
                     return engine.generate(qs, dec, batch_size=batch_size)
             else:
-                model, tok = load_for_generation(student, adapter, pick_device(device))
+                model, tok = load_for_generation(student, adapter, dev, precision)
                 step = batch_size
                 watch = LoopWatch(tok)
 
@@ -133,7 +140,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                 gen_tokens += sum(g["tokens"])
                 gen_secs += g["seconds"]
                 for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
-                    partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut})
+                    partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut,
+                                    "precision": precision})
                 if progress:
                     progress(min(s + step, len(todo)), len(todo))
     partial.close()
@@ -151,7 +159,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                "accuracy": acc, "verdicts": dict(Counter(r["verdict"] for r in rows)),
                "gen_tokens": gen_tokens, "gen_seconds": round(gen_secs, 2),
                "tokens_per_s": round(gen_tokens / gen_secs, 2) if gen_secs else None, "batch_size": batch_size,
-               "backend": backend, "loops_stopped": loops_stopped}
+               "backend": backend, "engine_choice": why, "precision": precision, "loops_stopped": loops_stopped}
     if any("path_valid" in r for r in rows):
         summary["path_valid_rate"] = sum(bool(r.get("path_valid")) for r in rows) / max(1, n)
     write_jsonl(out / "eval.jsonl", rows)

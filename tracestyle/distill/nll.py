@@ -16,6 +16,7 @@ from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.distill.sft_hf import completion_loss, pick_device, prepare_examples
 from tracestyle.jsonl import read_jsonl, write_json
 from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.precision import resolve_precision
 
 
 def sample_rows(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
@@ -26,14 +27,14 @@ def sample_rows(rows: list[dict], n: int, seed: int = 0) -> list[dict]:
     return sorted(rows, key=lambda r: (rank[str(r.get("problem_id"))], r.get("text", "")))[:n]
 
 
-def student_nll(student: str, rows: list[dict], *, progress=None) -> dict:
+def student_nll(student: str, rows: list[dict], *, progress=None, precision: str = "auto") -> dict:
     import torch  # here, not at import: the CLI starts without torch
 
     cfg = config_from_preset(student)
     device = pick_device(cfg.device)
     tok = load_tokenizer(student)
     examples = prepare_examples(rows, tok, cfg)
-    model = load_model(student, "float32" if device == "cpu" else cfg.dtype, device)
+    model = load_model(student, resolve_precision(precision, device), device)
     model.eval()
     per_row = []
     with torch.no_grad():
@@ -50,14 +51,16 @@ def student_nll(student: str, rows: list[dict], *, progress=None) -> dict:
             "rows": len(per_row), "row_mean_nll": round(sum(x / max(1, k) for x, k in per_row) / max(1, len(per_row)), 4)}
 
 
-def run_nll(student: str, data: str | Path, out_dir: str | Path, *, sample: int = 32, progress=None) -> dict:
+def run_nll(student: str, data: str | Path, out_dir: str | Path, *, sample: int = 32, progress=None,
+            precision: str = "auto") -> dict:
     t0 = time.time()
     out = Path(out_dir)
-    conf = {"student": student, "sample": sample}
+    precision = resolve_precision(precision, pick_device("auto"))
+    conf = {"student": student, "sample": sample, "precision": precision}
     if is_complete(out, conf, [data]):
         return {"skipped": True}
     rows = sample_rows(read_jsonl(data, allow_empty=True), sample)
-    res = student_nll(student, rows, progress=progress) if rows else {"nll": None, "tokens": 0, "rows": 0}
-    write_json(out / "nll.json", {"student": student, "data": str(data), **res})
+    res = student_nll(student, rows, progress=progress, precision=precision) if rows else {"nll": None, "tokens": 0, "rows": 0}
+    write_json(out / "nll.json", {"student": student, "data": str(data), "precision": precision, **res})
     write_manifest(out, "nll", conf, [data], res, started=t0)
     return {"skipped": False, **res}

@@ -16,6 +16,7 @@ from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, stage_key, write_manifest
+from tracestyle.precision import resolve_precision
 from tracestyle.tasks import point_at, score, task_of
 
 
@@ -88,7 +89,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
         if (rdir / "adapter" / "adapter_config.json").exists() and (rdir / "kept.jsonl").exists():
             adapter = str(rdir / "adapter")
             continue
-        model, tok = load_for_generation(cfg.student, adapter, device)
+        model, tok = load_for_generation(cfg.student, adapter, device, resolve_precision(cfg.dtype, device))
         samples = []
         for s in range(0, len(problems), batch_size):
             batch = problems[s: s + batch_size]

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tracestyle.diskspace import require_free
@@ -15,6 +16,7 @@ from tracestyle.distill.examples import collate, encode_example, length_grouped_
 from tracestyle.distill.models import load_model, load_tokenizer
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, atomic_write_text, write_json
+from tracestyle.precision import resolve_precision
 
 
 def pick_device(want: str) -> str:
@@ -183,12 +185,13 @@ def _load_checkpoint_weights(model, ck: Path) -> None:
                          f"unexpected {sorted(unexpected)[:3]})", str(ck))
 
 
-def _eval_loss(model, held: list[dict], pad_id: int, *, batch_size: int, budget: int, device: str) -> float:
+def _eval_loss(model, held: list[dict], pad_id: int, *, batch_size: int, budget: int, device: str,
+               precision: str) -> float:
     import torch
 
     model.eval()
     tot, n = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         for s in range(0, len(held), batch_size):
             for mb in micro_batches(held, list(range(s, min(s + batch_size, len(held)))), budget):
                 ids, labels, mask = (t.to(device) for t in collate([held[i] for i in mb], pad_id))
@@ -199,21 +202,34 @@ def _eval_loss(model, held: list[dict], pad_id: int, *, batch_size: int, budget:
 
 
 def build_model(cfg: TrainConfig, device: str, adapter: str | None = None):
+    """`cfg.dtype` is the resolved precision. In bfloat16 the matrices compute in bf16 under autocast while every
+    trained weight stays float32 (the master copy AdamW updates: a bf16 weight would round small updates away);
+    frozen base weights under LoRA are stored in bf16, which the bundled and Qwen checkpoints already are."""
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-
-    dtype = "float32" if device == "cpu" else cfg.dtype  # bf16 matmuls are ~30x slower on CPUs without AMX
-    model = load_model(cfg.student, dtype, device)
+    frozen_bf16 = cfg.dtype == "bfloat16" and (cfg.lora or adapter)
+    model = load_model(cfg.student, "bfloat16" if frozen_bf16 else "float32", device)
     model.config.use_cache = False
     if adapter:
-        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    if not cfg.lora:
-        return model
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
-    torch.manual_seed(cfg.seed)
-    return get_peft_model(model, lcfg)
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    elif cfg.lora:
+        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+        torch.manual_seed(cfg.seed)
+        model = get_peft_model(model, lcfg)
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return model
+
+
+def autocast(device: str, precision: str):
+    """bf16 compute for a float32-weighted model (master weights), or nothing in float32."""
+    import torch
+
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bfloat16" and device != "mps")
 
 
 def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_adapter: str | None = None,
@@ -225,6 +241,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = pick_device(cfg.device)
+    cfg = replace(cfg, dtype=resolve_precision(cfg.dtype, device))   # train_config.json records what ran
     tok = load_tokenizer(cfg.student)
     examples = prepare_examples(rows, tok, cfg)
     if heldout_rows:
@@ -274,7 +291,8 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
         loss_sum = 0.0
         for mb in (mb for b in accum for mb in micro_batches(train_ex, b, budget)):
             ids, labels, mask = (t.to(device) for t in collate([train_ex[i] for i in mb], pad))
-            loss, _ = completion_loss(model, ids, labels, mask)
+            with autocast(device, cfg.dtype):
+                loss, _ = completion_loss(model, ids, labels, mask)
             (loss / max(1, n_tok)).backward()
             loss_sum += float(loss.detach())
             tokens_seen += int(mask.sum())
@@ -285,7 +303,8 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
         row = {"step": step, "loss": round(loss_sum / max(1, n_tok), 6), "lr": sched.get_last_lr()[0],
                "tokens": n_tok, "elapsed": round(time.time() - t0, 2)}
         if held and (step % cfg.eval_every == 0 or step == total_steps):
-            row["eval_loss"] = round(_eval_loss(model, held, pad, batch_size=cfg.batch_size, budget=budget, device=device), 6)
+            row["eval_loss"] = round(_eval_loss(model, held, pad, batch_size=cfg.batch_size, budget=budget, device=device,
+                                              precision=cfg.dtype), 6)
         log.append(row)
         if progress:
             progress(step, total_steps, row)
@@ -299,7 +318,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     write_json(out / "train_config.json", cfg.to_dict())
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return {"steps": total_steps, "examples": len(train_ex), "heldout": len(held), "seconds": round(elapsed, 2),
-            "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1), "device": device}
+            "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1), "device": device, "precision": cfg.dtype}
 
 
 def _step_of(line: str) -> int:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.sft_hf import train_hf
+from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.distill.sft_mlx import train_mlx
 from tracestyle.distill.sft_unsloth import train_unsloth
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.precision import resolve_precision
 
 log = logging.getLogger("tracestyle")
 
@@ -32,6 +34,8 @@ def check_split(rows: list[dict], path: str, allow_eval_leak: bool) -> list[dict
 def run_train(data: str | Path, cfg: TrainConfig, out_dir: str | Path, *, allow_eval_leak: bool = False,
               init_adapter: str | None = None, progress=None, eval_data: str | Path | None = None) -> dict:
     t0 = time.time()
+    # the precision that will run, in the manifest: a rerun in another precision retrains
+    cfg = replace(cfg, dtype=resolve_precision(cfg.dtype, "cpu" if cfg.backend == "mlx" else pick_device(cfg.device)))
     inputs = [data] + ([eval_data] if eval_data else [])
     conf = {**cfg.to_dict(), "init_adapter": init_adapter, "allow_eval_leak": allow_eval_leak}
     if is_complete(out_dir, conf, inputs):

@@ -29,16 +29,17 @@ def collect(run: Path) -> dict:
     spec = json.loads((run / "spec.json").read_text())
     problems = {p["id"]: p for p in read_jsonl(run / "problems" / "eval.jsonl")}
     evals: dict[tuple, list[dict]] = {}
+    summaries: dict[tuple, dict] = {}
     for s in spec["students"]:
-        rows = _eval_rows(eval_dir(run, s, "base", 0))
-        if rows is not None:
-            evals[(s, "base", 0)] = rows
-        for r in conditions_of(spec):
-            for seed in spec["seeds"]:
-                rows = _eval_rows(eval_dir(run, s, r, seed))
+        for r, seeds in [("base", [0])] + [(c, spec["seeds"]) for c in conditions_of(spec)]:
+            for seed in seeds:
+                d = eval_dir(run, s, r, seed)
+                rows = _eval_rows(d)
                 if rows is not None:
                     evals[(s, r, seed)] = rows
-    return {"spec": spec, "problems": problems, "evals": evals}
+                    summaries[(s, r, seed)] = json.loads((d / "summary.json").read_text()) \
+                        if (d / "summary.json").exists() else {}
+    return {"spec": spec, "problems": problems, "evals": evals, "summaries": summaries}
 
 
 def student_info(name: str) -> dict:
@@ -53,8 +54,11 @@ def results_rows(data: dict) -> list[dict]:
     out = []
     for (s, r, seed), rows in sorted(data["evals"].items()):
         acc, lo, hi = bootstrap_ci([bool(x["correct"]) for x in rows], seed=seed)
+        sm = data.get("summaries", {}).get((s, r, seed), {})
+        # what computed the cell: a comparison across precisions or engines is visible in the file itself
         row = {"student": s, "register": r, "seed": seed, "accuracy": round(acc, 4), "ci_low": round(lo, 4),
-               "ci_high": round(hi, 4), "n": len(rows)}
+               "ci_high": round(hi, 4), "n": len(rows), "precision": sm.get("precision", "float32"),
+               "engine": sm.get("backend", "?")}
         if any("path_valid" in x for x in rows):
             row["path_valid_rate"] = round(sum(bool(x.get("path_valid")) for x in rows) / max(1, len(rows)), 4)
         checked = [x for x in rows if (x.get("steps") or {}).get("checked")]
@@ -219,7 +223,7 @@ def eval_cost_rows(run: Path, data: dict) -> list[list]:
             continue
         sm = json.loads(f.read_text())
         at_limit = sum(1 for x in rows if x.get("truncated"))
-        out.append([s, r, seed, sm.get("backend", "?"), sm.get("gen_tokens", 0),
+        out.append([s, r, seed, f"{sm.get('backend', '?')} ({sm.get('precision', 'float32')})", sm.get("gen_tokens", 0),
                     f"{sm['gen_tokens'] / max(1, len(rows)):.0f}" if sm.get("gen_tokens") else "-",
                     sm.get("tokens_per_s") or "-", sm.get("gen_seconds", "-"), at_limit, sm.get("loops_stopped", 0)])
     return out

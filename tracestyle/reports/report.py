@@ -113,7 +113,7 @@ def build_sections(run: Path) -> dict:
     if cost:
         tables.append(_table(
             "eval_cost", "Evaluation cost per cell",
-            ["student", "register", "seed", "engine", "tokens generated", "tokens/answer", "tokens/s", "seconds",
+            ["student", "register", "seed", "engine (precision)", "tokens generated", "tokens/answer", "tokens/s", "seconds",
              "cut (limit or loop)", "of them loops stopped"], cost,
             "tokens/s over generation only (prompt pass included, model loading not); a row stopped inside a loop "
             "is scored as cut at the limit (distill/loops.py)."))
@@ -194,6 +194,13 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
         extra.append(f"RSFT pool: {spec.get('rsft_pool', 'train')}")
     if extra:
         lines.append("Training conditions beyond the registers: " + "; ".join(extra) + ".")
+    precisions = sorted({sm.get("precision", "float32") for sm in data.get("summaries", {}).values()})
+    engines = sorted({sm.get("backend", "?") for sm in data.get("summaries", {}).values()})
+    m = spec.get("machine") or {}
+    where = f" on {m['cpu']} ({' '.join(m.get('flags', [])) or 'no bf16 flags'})" if m else ""
+    lines.append(f"Precision: {', '.join(precisions) or '-'}{where}; evaluation engine(s): {', '.join(engines) or '-'}."
+                 + (" MIXED PRECISIONS: cells computed in different number formats are compared here."
+                    if len(precisions) > 1 else ""))
     lines.append("EVAL LEAK OVERRIDE used in: " + ", ".join(leaks) if leaks else "No eval-leak override was used.")
     return lines
 
