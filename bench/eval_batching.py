@@ -1,7 +1,8 @@
-"""Evaluation generation tokens/s on CPU, same prompts and model, greedy. The peer is plain transformers
-`generate` at batch 1; ours is the evaluation path (`tracestyle eval`'s default on a CPU: CTranslate2 over the merged
-float32 weights, batched); transformers batched is shown too. Reports the share of prompts whose output is
-token-identical to the peer's. Prints JSON.
+"""Evaluation generation tokens/s on this CPU, same prompts and model, greedy, for each engine x precision. The
+peer is plain transformers `generate`, float32, one prompt at a time; ours are the evaluation engines `tracestyle
+eval` can run (transformers with finished rows dropped, float32 and bfloat16; CTranslate2, float32). Reports each
+one's share of outputs token-identical to the peer's, and which engine and precision `--backend auto` picks here.
+Prints the CPU and its bf16 flags with the figures, as JSON.
 
 Usage: bench/eval_batching.py [N_PROMPTS=64] [BATCH=32] [MAX_NEW=64] [STUDENT=smollm2-135m]
 """
@@ -12,9 +13,26 @@ import json
 import sys
 import time
 
-from tracestyle.distill.engine_ct2 import CT2Generator
-from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
+from tracestyle.distill import engine_ct2
+from tracestyle.distill.engine_choice import choose
+from tracestyle.distill.examples import build_prompt, end_text
+from tracestyle.distill.generation import Decoding, finish_row, generate_batch, load_for_generation
+from tracestyle.precision import cpu_facts, resolve_precision
 from tracestyle.tasks.kg.questions import generate_kg_problems
+
+
+def peer_generate(model, tok, q: str, max_new: int, fmt: str) -> tuple[str, int]:
+    import torch
+
+    stop = [i for i in {tok.eos_token_id, tok.convert_tokens_to_ids(end_text(tok, fmt)) if end_text(tok, fmt)
+                        else None} if isinstance(i, int) and i >= 0]
+    enc = tok([build_prompt(tok, q, fmt)], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, eos_token_id=stop,
+                             pad_token_id=tok.pad_token_id)
+    ids = out[0, enc["input_ids"].shape[1]:].tolist()
+    cut = next((k for k, t in enumerate(ids) if t in stop), len(ids))
+    return finish_row(tok, ids[:cut], stopped=cut < len(ids), fmt=fmt, at_limit=cut >= max_new)[0], len(ids)
 
 
 def main(n: int = 64, batch: int = 32, max_new: int = 64, student: str = "smollm2-135m") -> None:
@@ -23,35 +41,47 @@ def main(n: int = 64, batch: int = 32, max_new: int = 64, student: str = "smollm
     torch.set_num_threads(2)
     qs = [p["question"] for p in generate_kg_problems("devops", "eval", n, 3)]
     fmt = "plain" if student.startswith("gemma") else "chat"
-    model, tok = load_for_generation(student, None, "cpu")
-    res: dict = {"prompts": n, "max_new_tokens": max_new, "student": student}
+    res: dict = {"cpu": cpu_facts(), "torch_threads": torch.get_num_threads(), "prompts": n, "batch": batch,
+                 "max_new_tokens": max_new, "student": student}
+    model, tok = load_for_generation(student, None, "cpu", "float32")
+    t0, toks, peer = time.perf_counter(), 0, []
+    for q in qs:
+        text, k = peer_generate(model, tok, q, max_new, fmt)
+        peer.append(text)
+        toks += k
+    res["peer_hf_generate_bs1_float32_tokens_per_s"] = toks / (time.perf_counter() - t0)
+    dec = Decoding(max_new, fmt=fmt)
     outs = {}
 
-    def run(name, fn, bs):
+    def run(name, fn):
         toks, t0, texts = 0, time.perf_counter(), []
-        for s in range(0, n, bs):
-            g = fn(qs[s: s + bs])
+        for s in range(0, n, batch):
+            g = fn(qs[s: s + batch])
             toks += sum(g["tokens"])
             texts += g["texts"]
-        secs = time.perf_counter() - t0
-        res[f"{name}_tokens_per_s"] = toks / secs
-        res[f"{name}_seconds"] = secs
+        res[f"{name}_tokens_per_s"] = toks / (time.perf_counter() - t0)
+        res[f"{name}_identical_to_peer"] = sum(a == b for a, b in zip(texts, peer)) / n
         outs[name] = texts
 
-    dec = Decoding(max_new, fmt=fmt)
-    run("hf_bs1", lambda b: generate_batch(model, tok, b, dec), 1)
-    run(f"hf_bs{batch}", lambda b: generate_batch(model, tok, b, dec), batch)
-    t0 = time.perf_counter()
-    engine = CT2Generator(student, None)   # converts once (cached); the conversion time is reported apart
-    res["ct2_load_seconds"] = time.perf_counter() - t0
-    # loop stopping off: the same work as the peer, so tokens/s and outputs compare one to one
-    run("ours_ct2", lambda b: engine.generate(b, dec, batch_size=batch, stop_loops=False), n)
-    for name in (f"hf_bs{batch}", "ours_ct2"):
-        res[f"{name}_identical_to_bs1"] = sum(a == b for a, b in zip(outs[name], outs["hf_bs1"])) / n
-    res["ratio_eval_batched_vs_bs1"] = res["ours_ct2_tokens_per_s"] / res["hf_bs1_tokens_per_s"]
-    res["ratio_hf_batched_vs_bs1"] = res[f"hf_bs{batch}_tokens_per_s"] / res["hf_bs1_tokens_per_s"]
-    diffs = [(a, b) for a, b in zip(outs["ours_ct2"], outs["hf_bs1"]) if a != b][:3]
-    res["first_differences"] = [{"ours": a[:200], "peer": b[:200]} for a, b in diffs]
+    for prec in ("float32", "bfloat16"):
+        m, _ = load_for_generation(student, None, "cpu", prec)
+        generate_batch(m, tok, qs[:2], Decoding(4, fmt=fmt))   # warm-up
+        run(f"hf_{prec}", lambda b, m=m: generate_batch(m, tok, b, dec))
+        del m
+    if engine_ct2.available():
+        t0 = time.perf_counter()
+        engine = engine_ct2.CT2Generator(student, None)   # converts once (cached); reported apart
+        res["ct2_load_seconds"] = time.perf_counter() - t0
+        # loop stopping off: the same work as the peer, so tokens/s and outputs compare one to one
+        run("ct2_float32", lambda b: engine.generate(b, dec, batch_size=batch, stop_loops=False))
+    prec = resolve_precision("auto", "cpu")
+    engine_name, why = choose(student, None, prec, qs, fmt=fmt, batch_size=batch, max_new_tokens=max_new)
+    res["auto"] = {"precision": prec, "engine": engine_name, "why": why}
+    default = f"{engine_name}_{prec}"
+    peer_rate = res["peer_hf_generate_bs1_float32_tokens_per_s"]
+    res["ratio_eval_batched_vs_bs1"] = res[f"{default}_tokens_per_s"] / peer_rate
+    res["ratio_eval_batched_float32_vs_bs1"] = max(res.get("hf_float32_tokens_per_s", 0),
+                                                   res.get("ct2_float32_tokens_per_s", 0)) / peer_rate
     print(json.dumps(res))
 
 

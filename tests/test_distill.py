@@ -156,6 +156,18 @@ def test_full_fine_tuning_resumes_and_evaluates(kg_data, tmp_path):
     assert r.returncode == 0, r.stderr
     man = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert any(k.endswith("model.safetensors") for k in man["inputs"])
+    # RSFT from a --full model continues that model (not a LoRA adapter read from its folder)
+    import torch
+    from safetensors.torch import load_file
+
+    from tracestyle.distill.config import config_from_preset
+    from tracestyle.distill.sft_hf import build_model
+
+    m = build_model(config_from_preset("smollm2-135m", lora=False), "cpu", adapter=str(out))
+    assert not hasattr(m, "peft_config")
+    saved = load_file(str(out / "model.safetensors"))
+    name = next(k for k in saved if k.endswith("layers.0.self_attn.q_proj.weight"))
+    assert torch.equal(m.state_dict()[name].float(), saved[name].float())
 
 
 def test_rsft_refuses_eval_split_and_runs_on_train(kg_data, tmp_path):

@@ -36,13 +36,21 @@ def train_config(spec: GridSpec, job: dict):
         cfg.curriculum = spec.curriculum == "easy_first"
         # two points (half-way and the end): each held-out pass costs several training steps on a CPU
         # (quickstart, Gold on SmolLM2: four passes were 76 of the cell's 107 s)
-        cfg.eval_every = max(1, -(-cfg.total_steps(len_rows(job["data"])) // 2))
-        return cfg.validate()
+        if job.get("data"):
+            cfg.eval_every = max(1, -(-cfg.total_steps(len_rows(job["data"])) // 2))
+        return _backend(cfg, spec).validate()
     # short grid runs still get a held-out loss curve: four points over the run
-    return config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
-                              seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None,
-                              dtype=spec.precision, device=spec.device,
-                              curriculum=spec.curriculum == "easy_first" or None)
+    cfg = config_from_preset(job["student"], max_steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr,
+                             seed=job["seed"], eval_every=max(1, spec.steps // 4) if spec.steps else None,
+                             dtype=spec.precision, device=spec.device, curriculum=spec.curriculum == "easy_first" or None)
+    return _backend(cfg, spec)
+
+
+def _backend(cfg, spec: GridSpec):
+    cfg.backend = spec.train_backend
+    if spec.full:
+        cfg.lora = False
+    return cfg
 
 
 def job_label(job: dict) -> str:
@@ -58,7 +66,7 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
     progress = stage_progress(label or job_label(job), quiet)
     if job["kind"] == "eval":
         ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens,
-                        precision=spec.precision, device=spec.device)
+                        precision=spec.precision, device=spec.device, backend=spec.eval_backend)
         res = run_eval(job["student"], eval_problems, job["out"], ev, progress=progress)
         return {**res, "worker_pid": os.getpid()}
     if job["kind"] == "nll":

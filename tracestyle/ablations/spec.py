@@ -66,6 +66,12 @@ class GridSpec:
     # the machine computes it natively, else float32 (tracestyle/precision.py)
     precision: str = "auto"
     device: str = "auto"
+    train_backend: str = "hf"           # hf | unsloth | mlx
+    eval_backend: str = "auto"          # auto | hf | ct2 | vllm | mlx
+    full: bool = False                  # full fine-tuning instead of LoRA
+    # for `grid --dry-run` on a machine without the GPU: its memory and its sustained bf16 TFLOP/s
+    gpu_memory_gb: float | None = None
+    gpu_tflops: float | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -167,6 +173,16 @@ class GridSpec:
             normalise(self.precision)
         except InputError as e:
             bad("precision", str(e))
+        if self.train_backend not in ("hf", "unsloth", "mlx"):
+            bad("train_backend", f"must be hf, unsloth or mlx, got {self.train_backend!r}")
+        if self.eval_backend not in ("auto", "hf", "ct2", "vllm", "mlx"):
+            bad("eval_backend", f"must be auto, hf, ct2, vllm or mlx, got {self.eval_backend!r}")
+        if not isinstance(self.full, bool):
+            bad("full", f"must be true or false, got {self.full!r}")
+        for k in ("gpu_memory_gb", "gpu_tflops"):
+            v = getattr(self, k)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+                bad(k, f"must be a positive number, got {v!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             bad("device", f"must be auto, cpu, cuda or mps, got {self.device!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 from tracestyle.ablations.grid import run_grid
+from tracestyle.ablations.plan import plan
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.cli.students import add_precision_arg
 from tracestyle.errors import InputError
@@ -42,8 +44,33 @@ def cmd_grid(args) -> int:
         spec.executor = args.executor
     if args.precision:
         spec.precision = normalise(args.precision)
+    if args.dry_run:
+        return _dry_run(spec)
+    if not args.out:
+        raise InputError("give --out (where the run goes), or --dry-run to see the plan", field="out")
     out = run_grid(spec, args.out, args.quiet)
     _print_results(out)
+    return 0
+
+
+def _dry_run(spec: GridSpec) -> int:
+    rows, blockers = plan(spec)
+    cols = ["student", "stage", "cells", "backend", "device", "precision", "weights", "peak GiB", "micro-batch",
+            "min/cell"]
+    table = [[str(x) for x in (r["student"], r["stage"], r.get("cells", "-"), r.get("backend", "-"),
+                               r.get("device", "-"), r.get("precision", "-"), r.get("weights", "-"),
+                               r.get("peak_gib", "-"), r.get("micro_batch", r.get("note", "-")),
+                               r.get("minutes_per_cell") if r.get("minutes_per_cell") is not None else "?")]
+             for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+    print("plan (peak memory and minutes per cell are estimates from each model's shape, not measurements)")
+    for line in [cols] + table:
+        print("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip())
+    for b in blockers:
+        print(f"blocker: {b}", file=sys.stderr)
+    if blockers:
+        return 2
+    print("no blockers found")
     return 0
 
 
@@ -90,7 +117,10 @@ def cmd_compare(args) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("grid", help="run a grid spec (YAML): task x registers x students x seeds")
     p.add_argument("spec")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=None)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each stage's backend, device, precision, estimated memory and time, and every blocker "
+                        "found without loading a model; exit 2 when there is one")
     p.add_argument("--executor", default=None, choices=["local", "ray"])
     add_precision_arg(p)
     p.set_defaults(fn=cmd_grid)

@@ -29,14 +29,78 @@ class Preset:
     params: float | None = None          # parameter count, for the scale axis of reports
     family: str = "?"                    # model family: a scale axis across families says so
     training: dict = field(default_factory=dict)
+    architecture: dict = field(default_factory=dict)   # config.json's shape keys (hidden_size, layers, vocab, ...)
 
 
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+TINY = "tiny:"
+
+
+def tiny_architecture(arch: dict) -> dict:
+    """A preset's architecture shrunk to a few hundred thousand parameters: the same model type, attention layout
+    (grouped KV heads kept grouped) and tied or untied head, so the code a GPU runs for the real model runs here."""
+    heads = 4
+    kv = max(1, round(heads * arch.get("num_key_value_heads", arch["num_attention_heads"])
+                      / arch["num_attention_heads"]))
+    while heads % kv:
+        kv -= 1
+    out = {**arch, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": heads,
+           "num_key_value_heads": kv}
+    if "head_dim" in arch:
+        out["head_dim"] = 16
+    return out
+
+
+def _tiny_preset(name: str) -> Preset:
+    """`tiny:<preset>`: a random-init student built from the preset's architecture (tests and `--dry-run` checks of
+    GPU recipes on a CPU), with the bundled SmolLM2 tokenizer, since the real model's is not on this machine."""
+    from tracestyle.distill.memory import param_count
+
+    base = load_preset(name[len(TINY):])
+    if not base.architecture:
+        raise InputError(f"preset '{base.name}' has no architecture to build a tiny student from", field="student")
+    arch = tiny_architecture(base.architecture)
+    arch["vocab_size"] = 49152     # the SmolLM2 tokenizer's
+    return Preset(name=name, model=name, size=f"tiny ({base.size} shape)", params=param_count(arch),
+                  family=base.family, training=dict(base.training), architecture=arch)
+
+
+def tiny_model_dir(name: str) -> Path:
+    """The random-init model folder of a `tiny:` student, built once (seed 0) and cached."""
+    out = cache_root() / "models" / name.replace(":", "-")
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    pre = load_preset(name)
+    tok = AutoTokenizer.from_pretrained(str(bundled_model_dir("smollm2-135m")))
+    arch = dict(pre.architecture)
+    model_type = arch.pop("model_type")
+    cfg = AutoConfig.for_model(model_type, **arch, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id, max_position_embeddings=4096)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)
+    except OSError:   # built by another process first
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def load_preset(name: str) -> Preset:
-    """A preset by name, or any local path / hub id with generic defaults."""
+    """A preset by name, `tiny:<preset>` (random weights in that preset's shape), or any local path / hub id with
+    generic defaults."""
+    if name.startswith(TINY):
+        return _tiny_preset(name)
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
         if Path(name).exists() or "/" in name:
@@ -46,7 +110,7 @@ def load_preset(name: str) -> Preset:
     data = yaml.safe_load(path.read_text()) or {}
     if "lora" in data and not isinstance(data["lora"], dict):
         raise InputError("must be a mapping (r, alpha, dropout, targets)", str(path), None, "lora")
-    unknown = set(data) - TRAINING_KEYS - {"model", "size", "params", "family"}
+    unknown = set(data) - TRAINING_KEYS - {"model", "size", "params", "family", "architecture"}
     if not unknown and "lora" in data:
         unknown = {f"lora.{k}" for k in set(data["lora"]) - LORA_KEYS}
     if unknown:
@@ -54,7 +118,7 @@ def load_preset(name: str) -> Preset:
     if "model" not in data:
         raise InputError("missing", str(path), None, "model")
     return Preset(name=name, model=data["model"], size=str(data.get("size", "?")), params=data.get("params"),
-                  family=str(data.get("family", "?")),
+                  family=str(data.get("family", "?")), architecture=dict(data.get("architecture") or {}),
                   training={k: v for k, v in data.items() if k in TRAINING_KEYS})
 
 
@@ -134,6 +198,8 @@ def bundled_model_dir(name: str = "smollm2-135m") -> Path:
 
 
 def resolve_model_path(model: str) -> str:
+    if model.startswith(TINY):
+        return str(tiny_model_dir(model))
     if model.startswith("bundled:"):
         name = model.split(":", 1)[1]
         if name not in BUNDLED:

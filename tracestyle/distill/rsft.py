@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tracestyle.answers.repetition import repeated_share
 from tracestyle.distill.config import RSFTConfig, TrainConfig
-from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
+from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind
 from tracestyle.distill.pool import difficulty_matched
 from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
@@ -86,7 +86,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
     device = pick_device(cfg.device)
     for rnd in range(1, rounds + 1):
         rdir = out / f"round-{rnd}"
-        if (rdir / "adapter" / "adapter_config.json").exists() and (rdir / "kept.jsonl").exists():
+        if (rdir / "adapter" / "train_config.json").exists() and (rdir / "kept.jsonl").exists():   # LoRA or full
             adapter = str(rdir / "adapter")
             continue
         model, tok = load_for_generation(cfg.student, adapter, device, resolve_precision(cfg.dtype, device))
@@ -119,8 +119,12 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
             adapter = str(rdir / "adapter")
         history.append(stat)
     if adapter and adapter != init_adapter:
-        for f in Path(adapter).glob("adapter_*"):
-            shutil.copy2(f, out / f.name)
+        # the last round's weights become the stage's output: a LoRA adapter, or a whole model (`--full`)
+        keep = ("adapter_*", "train_config.json") if trained_kind(adapter) == "lora" else \
+            ("config.json", "generation_config.json", "model*.safetensors", "train_config.json")
+        for pattern in keep:
+            for f in Path(adapter).glob(pattern):
+                shutil.copy2(f, out / f.name)
     counts = {"rounds": rounds, "history": history, "final_adapter": str(out) if adapter != init_adapter else None,
               "pool_splits": dict(Counter(p.get("split") for p in problems)), "pool_difficulty": pool_report}
     write_manifest(out, "rsft", conf, inputs, counts, started=t0, extra={"eval_leak": bool(evals)})

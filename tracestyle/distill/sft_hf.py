@@ -13,7 +13,9 @@ from pathlib import Path
 from tracestyle.diskspace import require_free
 from tracestyle.distill.config import TrainConfig
 from tracestyle.distill.examples import collate, encode_example, length_grouped_batches, ordered_batches
-from tracestyle.distill.models import load_model, load_tokenizer
+from tracestyle.distill.generation import trained_kind
+from tracestyle.distill.memory import GIB, micro_budget_for
+from tracestyle.distill.models import load_model, load_preset, load_tokenizer
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, atomic_write_text, write_json
 from tracestyle.precision import resolve_precision
@@ -82,10 +84,31 @@ def micro_batches(examples: list[dict], idx: list[int], budget: int) -> list[lis
 
 def micro_budget(cfg: TrainConfig, device: str) -> int:
     # measured on 2 CPU cores (bench/sft_vs_trl.py): 512-token micro-batches instead of one 8 x 256 batch ran about
-    # 1.3x faster at 0.4x the peak RSS; on a GPU the whole batch keeps the device busy
+    # 1.3x faster at 0.4x the peak RSS; on a GPU, the largest micro-batch its free memory holds (gpu_plan)
     if cfg.micro_batch_tokens is not None:
         return cfg.micro_batch_tokens
-    return 512 if device == "cpu" else 0
+    if device == "cpu":
+        return 512
+    return gpu_plan(cfg, device)[0]
+
+
+def gpu_plan(cfg: TrainConfig, device: str) -> tuple[int, bool]:
+    """(micro-batch tokens, gradient checkpointing) sized to the GPU's free memory from the model's shape
+    (distill/memory.py): the whole batch when it fits, else fewer sequences, else checkpointing. (0, False): the
+    whole batch, for devices whose memory cannot be read or presets without an architecture."""
+    import torch
+
+    arch = load_preset(cfg.student).architecture
+    if not device.startswith("cuda") or not arch:
+        return 0, False
+    free = torch.cuda.mem_get_info()[0]
+    fit = micro_budget_for(arch, free, lora=cfg.lora, r=cfg.lora_r, targets=cfg.lora_targets, precision=cfg.dtype,
+                           max_length=cfg.max_length, batch_tokens=cfg.batch_size * cfg.max_length)
+    if fit is None:
+        raise InputError(f"{cfg.student} does not fit in this GPU's {free / GIB:.1f} GiB free even with gradient "
+                         "checkpointing and one sequence per micro-batch (estimate); use LoRA, a shorter "
+                         "--max-length or a larger GPU", field="student")
+    return fit
 
 
 def _split_eval(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -208,12 +231,14 @@ def build_model(cfg: TrainConfig, device: str, adapter: str | None = None):
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    frozen_bf16 = cfg.dtype == "bfloat16" and (cfg.lora or adapter)
-    model = load_model(cfg.student, "bfloat16" if frozen_bf16 else "float32", device)
+    full_init = adapter is not None and trained_kind(adapter) == "full"   # continue a `--full` model (RSFT)
+    frozen_bf16 = cfg.dtype == "bfloat16" and (cfg.lora or adapter) and not full_init
+    model = load_model(cfg.student, "bfloat16" if frozen_bf16 else "float32", device,
+                       path=adapter if full_init else None)
     model.config.use_cache = False
-    if adapter:
+    if adapter and not full_init:
         model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    elif cfg.lora:
+    elif cfg.lora and not full_init:
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
         torch.manual_seed(cfg.seed)
@@ -259,6 +284,8 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     plan = plan[: total_steps * cfg.grad_accum]
 
     model = build_model(cfg, device, init_adapter)
+    if gpu_plan(cfg, device)[1]:   # activations recomputed in the backward pass: memory for time, on a GPU only
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
