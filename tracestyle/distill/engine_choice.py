@@ -70,7 +70,7 @@ def measure(student: str, precision: str, questions: list[str], fmt: str, batch_
         engine = engine_ct2.CT2Generator(student, None)
         got["ct2_load_seconds"] = round(time.perf_counter() - t0, 2)
         engine.generate(qs[:2], Decoding(4, fmt=fmt), batch_size=2)
-        g = engine.generate(qs, dec, batch_size=batch_size)
+        g = engine.generate(qs, dec, batch_size=min(batch_size, engine_ct2.BEST_BATCH))
         got["ct2"] = round(sum(g["tokens"]) / max(g["seconds"], 1e-9), 2)
         del engine
     rates[key] = got

@@ -34,6 +34,10 @@ def available() -> bool:
 
 
 CAP_ENV, DEFAULT_CAP_GB = "TRACESTYLE_CT2_CACHE_GB", 4.0
+# CTranslate2's own batch: measured on an AVX2 Xeon (bench/README.md, session 6), batches of 64 or 200 ran slower than
+# 32 (it drops finished rows itself, so bigger batches only add attention and padding); an evaluation's larger
+# batches (its resume points) are fed to it in pieces of this size
+BEST_BATCH = 32
 _DIGESTS: dict[tuple, str] = {}
 
 

@@ -20,7 +20,7 @@ from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
-from tracestyle.precision import resolve_precision
+from tracestyle.precision import normalise, resolve_precision
 from tracestyle.tasks import point_at, score, task_of
 
 
@@ -86,6 +86,9 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
     problems = load_problems(problems_path, kg=kg)[:limit]
     dev = pick_device(device)
     precision = resolve_precision(ev.precision, dev)
+    mlx = ev.backend == "mlx" or ev.backend == "auto" and adapter and trained_kind(adapter) == "mlx_lora"
+    if normalise(ev.precision) == "auto" and (ev.backend == "ct2" or mlx and dev == "cpu"):
+        precision = "float32"    # what these engines compute in on a CPU; an explicit bfloat16 is refused below
     # the requested backend keys the manifest: `auto` may pick another engine once a conversion is cached, and the
     # engines give the same rows (tests/test_eval_engine.py); the precision changes outputs, so it keys it too
     cfg = {"student": student, "adapter": adapter, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
@@ -100,9 +103,9 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
     done = {r["problem_id"]: r for r in partial.rows if r.get("precision", precision) == precision}
     todo = [p for p in problems if p["id"] not in done]
     gen_tokens, gen_secs, loops_stopped = 0, 0.0, 0
-    backend, why = resolve_backend(student, ev, dev, precision, questions=[p["question"] for p in todo or problems],
-                                   fmt=fmt)
+    backend, why = ev.backend, {"rule": "every row came from the interrupted run's log"}
     if todo:
+        backend, why = resolve_backend(student, ev, dev, precision, questions=[p["question"] for p in todo], fmt=fmt)
         if backend in ("vllm", "mlx"):
             if backend == "vllm":
                 gen = generate_vllm_lora
@@ -122,7 +125,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                 step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
 
                 def gen_fn(qs):
-                    return engine.generate(qs, dec, batch_size=batch_size)
+                    return engine.generate(qs, dec, batch_size=min(batch_size, engine_ct2.BEST_BATCH))
             else:
                 model, tok = load_for_generation(student, adapter, dev, precision)
                 step = batch_size
