@@ -51,7 +51,7 @@ def test_report_content_and_screenshot(tmp_path):
     md = (run / "report.md").read_text()
     assert "0.667" in md  # 4 of 6 correct for the normal register
     # what each evaluation cost, from its own summary: 6 rows x 40 tokens in 2.5 s
-    assert "| smollm2-135m | normal | 0 | ct2 | 240 | 40 | 96.0 | 2.5 | 0 | 1 |" in md
+    assert "| smollm2-135m | normal | 0 | ct2 (float32) | 240 | 40 | 96.0 | 2.5 | 0 | 1 |" in md
     assert "<script" not in text and "src='http" not in text and 'src="http' not in text
     if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
         pytest.skip("chromium not installed (make setup-test installs it where apt is available)")

@@ -50,6 +50,7 @@ def test_micro_batches_cover_the_batch_within_budget():
     assert micro_batches(ex, idx, 0) == [idx]
     assert len(micro_batches(ex, idx, 4096)) == 1
     cfg = TrainConfig()
+    # no GPU memory to read here: the whole batch (a GPU sizes it: tests/test_gpu_recipe.py)
     assert micro_budget(cfg, "cpu") == 512 and micro_budget(cfg, "cuda") == 0
     cfg.micro_batch_tokens = 0
     assert micro_budget(cfg, "cpu") == 0

@@ -99,7 +99,7 @@ def gpu_plan(cfg: TrainConfig, device: str) -> tuple[int, bool]:
     import torch
 
     arch = load_preset(cfg.student).architecture
-    if not device.startswith("cuda") or not arch:
+    if not device.startswith("cuda") or not arch or not torch.cuda.is_available():
         return 0, False
     free = torch.cuda.mem_get_info()[0]
     fit = micro_budget_for(arch, free, lora=cfg.lora, r=cfg.lora_r, targets=cfg.lora_targets, precision=cfg.dtype,

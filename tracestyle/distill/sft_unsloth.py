@@ -14,7 +14,7 @@ from tracestyle.jsonl import write_jsonl
 def unsloth_args(cfg: TrainConfig, model_path: str, out_dir: str, n_rows: int) -> dict:
     """Pure translation, tested without a GPU by building the installed TRL's real SFTConfig from it. The same
     schedule as the hf backend: its step count (TrainConfig.total_steps) and its warm-up in steps (transformers 5
-    has no warmup_ratio), linear decay; precision from the preset (bf16 only where the preset computes in it)."""
+    has no warmup_ratio), linear decay; the precision run_train resolved (bf16 only where the device computes it natively)."""
     total = cfg.total_steps(n_rows)
     return {
         "model": {"model_name": model_path, "max_seq_length": cfg.max_length, "load_in_4bit": False,

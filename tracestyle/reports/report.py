@@ -21,7 +21,7 @@ from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
 
-CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "path_valid_rate",
+CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "precision", "engine", "path_valid_rate",
               "steps_valid_rate", "right_answer_wrong_steps", "wrong_answer_valid_steps"]
 
 
