@@ -55,7 +55,10 @@ def stage_progress(label: str, quiet: bool = False) -> Callable[..., None] | Non
             state["prog"].start()
             state["task"] = state["prog"].add_task(label, total=total)
         desc = label
-        if row and "loss" in row:
+        if row and "reward" in row:   # RL: the reward and the share of groups that taught nothing
+            desc += f"  reward {row['reward']:.3f}" + (f" zero-spread {row['zero_spread_groups']:.2f}"
+                                                       if "zero_spread_groups" in row else "")
+        elif row and "loss" in row:
             desc += f"  loss {row['loss']:.3f}" + (f" eval {row['eval_loss']:.3f}" if "eval_loss" in row else "")
         state["prog"].update(state["task"], completed=done, total=total, description=desc)
         if done >= total:

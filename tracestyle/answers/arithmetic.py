@@ -69,6 +69,8 @@ def _fmt(v: float) -> float | int:
 
 def normalize(line: str) -> str:
     s = re.sub(r"['’]s\b", "", line.translate(_SYMBOLS))             # possessives: "Dale's" has no variable s
+    # "So -2 - 4 = -6": a negative number after a word, bracketed so it is not read as "So minus 2"
+    s = re.sub(r"(?<=[A-Za-z,:]) -(\d+(?:\.\d+)?)(?![\d.:])", r" (-\1)", s)
     for rx, rep in _LATEX:
         s = rx.sub(rep, s)
     s = re.sub(r"\b\d{1,2}:\d{2}\b", " clocktime ", s)                # 6:00 is a time, not 6 and 0
@@ -186,6 +188,17 @@ def _side_bounds(tokens: list, lo: int, hi: int, *, leading: bool) -> tuple[int,
     return j, hi
 
 
+def _clause_end(tokens: list, lo: int, hi: int) -> int:
+    return next((j for j in range(lo, hi) if tokens[j][0] in ("other", "word")), hi)
+
+
+def _chain_link(tokens: list, lo: int, hi: int) -> bool:
+    """tokens[lo:hi], between two relations, is a whole expression with an operator (a chain's middle link)."""
+    part = tokens[lo:hi]
+    return bool(part) and all(t[0] in ("num", "op") for t in part) and \
+        any(t[0] == "op" and t[1] not in "()" for t in part[1:]) and _value(_expr(tokens, lo, hi) or "") is not None
+
+
 def _balanced(expr: str) -> str:
     """Trim parentheses opened or closed outside the side ("(3 + 4) * 2 = 14)" keeps the arithmetic)."""
     drop = set()
@@ -231,7 +244,17 @@ def line_statements(line: str) -> list[tuple[str, float, float, bool]]:
     for k, r in enumerate(rels):
         llo, lhi = _side_bounds(tokens, bounds[k] + 1, r, leading=False)
         rlo, rhi = _side_bounds(tokens, r + 1, bounds[k + 2], leading=True)
+        if rlo == rhi and k + 1 < len(rels) and _chain_link(tokens, r + 1, rels[k + 1]):
+            rlo, rhi = r + 1, rels[k + 1]           # "(7 - 12 + 4) = (-5 + 4) = -1": a link whose sides compute
         left, right = tokens[llo:lhi], tokens[rlo:rhi]
+        nxt = rels[k + 1] if k + 1 < len(rels) else _clause_end(tokens, r + 1, bounds[k + 2])
+        if k and tokens[r][1] == tokens[rels[k - 1]][1] == "=" and llo == bounds[k] + 1 and len(left) == 1 and left[0][0] == "num" and _chain_link(tokens, r + 1, nxt):
+            # "2 * (3 + 4) = 14 = 7 * 2": a link stating a number, then an expression that must give it
+            lv, rv = _value(left[0][1].rstrip("%")), _value(_balanced(_expr(tokens, r + 1, nxt) or ""))
+            if lv is not None and rv is not None:
+                ok = abs(lv - rv) <= _tolerance(left[0][1]) + 1e-9 * abs(rv)
+                out.append((" ".join(v for _, v in tokens[llo: nxt]), lv, rv, ok))
+            continue
         if not left or not right or not any(t[0] == "op" and t[1] not in "()" and not (
                 t[1] == "/" and j + 1 < len(left) and left[j + 1][0] == "word") for j, t in enumerate(left)):
             continue
@@ -295,10 +318,68 @@ def evaluate(expr: str) -> float | None:
     return _value(normalize(expr).replace("$", "").replace("^", "**").replace("÷", "/"))
 
 
+# a named quantity: one capital letter ("B"), a letter and digits ("x1"), or a snake_case name ("total_cost")
+_NAME = r"(?<![\w.$])([A-HJ-Z]|[A-Za-z]\d{1,2}|[A-Za-z]+_[A-Za-z0-9_]+)"
+_DEFINE = re.compile(r"(?:^|[:;,(]|\.\s|(?i:\b(?:let|so|then|and|thus|hence|where)\b))\s*" + _NAME + r"\s*=(?!=)")
+_CLAUSE_END = re.compile(r"[;,]\s|\.\s|\.$|\s(?:so|and|then|which)\s")
+_LEADING_NUMBER = re.compile(r"^\s*[$€£]?\s*(-?\d+(?:\.\d+)?)")
+
+
+def _definitions(line: str, names: dict[str, float]) -> list[tuple[int, str, float]]:
+    """(end position, name, value) for each "NAME = … = value" on a line: the last side of its clause's chain,
+    computed with the names known before it."""
+    out = []
+    for m in _DEFINE.finditer(line):
+        rest = line[m.end():]
+        end = _CLAUSE_END.search(rest)
+        clause = rest[: end.start()] if end else rest
+        last = _substitute(clause.split("=")[-1], {**names, **{n: v for _, n, v in out}})
+        v = evaluate(last)
+        if v is None:
+            lead = _LEADING_NUMBER.match(normalize(last))
+            v = float(lead.group(1)) if lead else None
+        if v is not None:
+            out.append((m.end() + (end.start() if end else len(rest)), m.group(1), v))
+    return out
+
+
+def _substitute(line: str, names: dict[str, float]) -> str:
+    """Known names replaced by their values where they are used (not where they are defined)."""
+    if not names:
+        return line
+    defined = {m.start(1) for m in _DEFINE.finditer(line)}
+    rx = re.compile(r"(?<![\w.$])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) +
+                    r")(?![\w.])")
+    return rx.sub(lambda m: m.group(1) if m.start(1) in defined else _num_text(names[m.group(1)]), line)
+
+
+def _num_text(v: float) -> str:
+    t = f"{_fmt(v)}"
+    return f"({t})" if v < 0 else t
+
+
+def _with_names(line: str, names: dict[str, float]) -> str:
+    """The line with each name used after its definition (earlier lines, or earlier on this line) replaced."""
+    defs = _definitions(line, names)
+    if not names and not defs:
+        return line
+    out, pos, known = [], 0, dict(names)
+    for end, name, value in defs:
+        out.append(_substitute(line[pos:end], known))
+        known[name] = value
+        pos = end
+    out.append(_substitute(line[pos:], known))
+    names.update({n: v for _, n, v in defs})
+    return "".join(out)
+
+
 def check_steps(text: str) -> StepCheck:
-    """Every stated relation in text, recomputed; the first wrong one's 0-based line index in text."""
+    """Every stated relation in text, recomputed; the first wrong one's 0-based line index in text. Every link of
+    a chain is a statement, and a named quantity ("B = 7 - 3 = 4", then "B * 2 = 8") is read with its value."""
     checked, errors = 0, []
-    for i, line in enumerate(text.split("\n")):
+    names: dict[str, float] = {}
+    for i, raw in enumerate(text.split("\n")):
+        line = _with_names(raw, names)
         if not any(c.isdigit() for c in line):
             continue
         for stmt, stated, computed, ok in line_statements(line):

@@ -11,6 +11,7 @@ from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
 from tracestyle.progress import stage_progress
+from tracestyle.rl.grpo import RLConfig, run_rl
 from tracestyle.reports.console import print_table
 
 
@@ -45,6 +46,25 @@ def cmd_rsft(args) -> int:
                     pool_n=args.pool_n)
     res = run_rsft(args.problems, cfg, args.out, rs, progress=stage_progress("rsft sampling", args.quiet))
     print(json.dumps(res, indent=2))
+    return 0
+
+
+def cmd_rl(args) -> int:
+    cfg = config_from_preset(args.student, **_train_overrides(args))
+    rl = RLConfig(reward=args.reward, steps=args.steps or RLConfig.steps, num_generations=args.num_generations,
+                  prompts_per_step=args.prompts_per_step, max_new_tokens=args.max_new_tokens,
+                  temperature=args.temperature, top_p=args.top_p, lr=args.lr or RLConfig.lr, beta=args.beta,
+                  init_adapter=args.init_adapter, register=args.register, registers_dir=args.registers_dir,
+                  solvable_k=args.solvable_k, threads=args.threads, save_every=args.save_every or RLConfig.save_every,
+                  kg=args.kg, allow_eval_leak=args.allow_eval_leak)
+    res = run_rl(args.problems, cfg, args.out, rl, progress=stage_progress(f"rl {args.student}", args.quiet))
+    if res.get("skipped"):
+        print(f"{args.out}: complete (manifest matches); nothing to do")
+        return 0
+    print_table("rl (GRPO)", ["steps", "problems", "reward first", "reward last", "zero-spread groups", "seconds",
+                              "threads", "precision"],
+                [[res["steps"], res["problems"], res["reward_first"], res["reward_last"], res["zero_spread_share"],
+                  res["seconds"], res["threads"], res["precision"]]])
     return 0
 
 
@@ -115,6 +135,26 @@ def add_commands(sub) -> None:
     add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rsft)
+
+    p = sub.add_parser("rl", help="GRPO (TRL) on train-split problems, rewarded by the task's verifiers")
+    p.add_argument("--problems", required=True, help="train-split problems (JSONL with id, question, gold)")
+    p.add_argument("--reward", default="answer",
+                   help="reward functions with optional weights: answer, kg_path, steps, format, length, repetition "
+                        "or a dotted import path, e.g. answer,kg_path:0.5")
+    p.add_argument("--num-generations", type=int, default=8, help="completions per problem (the GRPO group)")
+    p.add_argument("--prompts-per-step", type=int, default=1, help="problems per optimizer step")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--beta", type=float, default=0.0, help="KL coefficient against the starting model (0: none)")
+    p.add_argument("--register", default=None, help="the register whose compliance the format reward checks")
+    p.add_argument("--registers-dir", default=None, help="a folder of your own register folders")
+    p.add_argument("--solvable-k", type=int, default=0,
+                   help="keep only problems the starting model solves in some but not all of K samples (0: off)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 on a CPU, measured fastest)")
+    add_kg_arg(p)
+    _add_train_args(p)
+    p.set_defaults(fn=cmd_rl)
 
     p = sub.add_parser("eval", help="evaluate a student (optionally with trained weights) on problems")
     p.add_argument("--student", default="smollm2-135m")

@@ -1,0 +1,1 @@
+"""Reinforcement learning on verifiable rewards: GRPO through TRL, rewarded by the toolkit's own verifiers."""
