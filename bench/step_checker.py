@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from structured_steps import cases  # noqa: E402
-
 from tracestyle.answers.arithmetic import check_steps  # noqa: E402
 from tracestyle.tasks.gsm8k.source import load_gsm8k  # noqa: E402
+
+from structured_steps import cases  # noqa: E402
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ def mix_name(mix: dict) -> str:
 
 
 def parents(condition: str, spec: dict) -> list[str]:
-    """The clean registers a condition is built from (itself for a clean register)."""
+    """The clean registers a condition is built from (itself for a clean register; "base" or the register an RL
+    condition "<start>@<variant>" starts from)."""
+    if "@" in condition:
+        return [condition.split("@")[0]]
     if "+" in condition:
         return [condition.split("+")[0]]
     for m in spec.get("mix") or []:

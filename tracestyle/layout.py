@@ -27,3 +27,8 @@ def eval_dir(out: Path, student: str, register: str, seed: int) -> Path:
 def nll_dir(out: Path, student: str, condition: str) -> Path:
     """A student's NLL of a condition's traces before training (one per student and condition, seed-free)."""
     return cell_dir(out, student, condition) / "nll"
+
+
+def transfer_dir(out: Path, student: str, condition: str, seed: int, name: str) -> Path:
+    """A cell's evaluation on a transfer set (problems of another task or KG it never trained on)."""
+    return eval_dir(out, student, condition, seed).parent / "transfer" / name

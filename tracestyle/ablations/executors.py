@@ -15,6 +15,7 @@ from tracestyle.distill.train import run_train
 from tracestyle.errors import MissingExtraError
 from tracestyle.progress import stage_progress
 from tracestyle.registry import Registry
+from tracestyle.rl.grpo import RLConfig, run_rl
 
 EXECUTORS: Registry = Registry("executor")
 
@@ -55,7 +56,7 @@ def _backend(cfg, spec: GridSpec):
 
 def job_label(job: dict) -> str:
     cell = f"{job['student']}/{job.get('register', 'base')}" + (f"/seed{job['seed']}" if "seed" in job else "")
-    return f"{job['kind']} {cell}"
+    return f"{job['kind']} {cell}" + (f" on {job['transfer']}" if job.get("transfer") else "")
 
 
 def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None, *,
@@ -67,13 +68,20 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
     if job["kind"] == "eval":
         ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens,
                         precision=spec.precision, device=spec.device, backend=spec.eval_backend)
-        res = run_eval(job["student"], eval_problems, job["out"], ev, progress=progress)
+        res = run_eval(job["student"], job.get("problems") or eval_problems, job["out"], ev, progress=progress)
         return {**res, "worker_pid": os.getpid()}
     if job["kind"] == "nll":
         return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress,
                           precision=spec.precision),
                 "worker_pid": os.getpid()}
     cfg = train_config(spec, job)
+    if job["kind"] == "rl":
+        rl = RLConfig(reward=job["reward"], steps=spec.rl_steps, num_generations=spec.rl_generations,
+                      prompts_per_step=spec.rl_prompts_per_step, max_new_tokens=spec.rl_max_new_tokens,
+                      temperature=spec.rl_temperature, lr=spec.rl_lr, beta=spec.rl_beta, init_adapter=job["init"],
+                      register=job.get("start_register"), registers_dir=spec.registers_dir,
+                      solvable_k=spec.rl_solvable_k, save_every=max(1, spec.rl_steps // 4))
+        return {**run_rl(job["problems"], cfg, job["out"], rl, progress=progress), "worker_pid": os.getpid()}
     if job["kind"] == "train":
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None
         res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
@@ -95,7 +103,7 @@ def job_resources(job: dict, cluster: dict) -> dict:
     CUDA_VISIBLE_DEVICES to empty), so on a cluster with GPUs each model stage asks for one and runs on it; on a
     CPU-only cluster a stage takes one CPU (torch uses the threads it is given)."""
     gpus = cluster.get("GPU", 0)
-    if gpus >= 1 and job["kind"] in ("train", "rsft", "eval", "nll"):
+    if gpus >= 1 and job["kind"] in ("train", "rsft", "rl", "eval", "nll"):
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": 1, "num_gpus": 0}
 
@@ -116,6 +124,8 @@ def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bo
     for job in jobs:
         key = (job.get("student"), job.get("register"), job.get("seed"))
         dep = prev.get(key) if job.get("register") else None
+        if job["kind"] == "rl" and job.get("start_register"):   # GRPO starts from the register's SFT adapter
+            dep = prev.get((job["student"], job["start_register"], job["seed"]))
         # chain a cell's stages: a top-level ObjectRef argument makes Ray wait for the previous stage
         ref = remote.options(**job_resources(job, cluster)).remote(job, sd, eval_problems, True, dep)
         prev[key] = ref

@@ -21,7 +21,7 @@ from tracestyle.curate.generate import Teacher, generate
 from tracestyle.curate.stats import count_tokens_fn
 from tracestyle.distill.sft_hf import pick_device
 from tracestyle.jsonl import read_jsonl, safe_child, strip_meta, write_json, write_jsonl
-from tracestyle.layout import cell_dir, eval_dir, nll_dir
+from tracestyle.layout import cell_dir, eval_dir, nll_dir, transfer_dir
 from tracestyle.precision import cpu_facts, describe_cpu, resolve_precision
 from tracestyle.prompts import load_registers
 from tracestyle.reports.report import write_report
@@ -154,11 +154,11 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
             for s in spec.students]
     # a condition nothing survived curation for is not trained: tokens.json and the report say so
     trainable = {c for c, p in data.items() if p.stat().st_size > 0}
-    if spec.nll_sample:
+    if spec.nll_sample and spec.sft_trained():
         # each student's view of each condition before any training: a forward pass, no weights change
         jobs += [{"kind": "nll", "student": s, "register": c, "data": str(data[c]), "sample": spec.nll_sample,
                   "out": str(nll_dir(out, s, c))} for s in spec.students for c in spec.conditions() if c in trainable]
-    for c in cells(spec):
+    for c in cells(spec) if spec.sft_trained() else []:
         if c["register"] not in trainable:
             continue
         cdir = cell_dir(out, c["student"], c["register"], c["seed"])
@@ -173,7 +173,51 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
             adapter = cdir / "rsft"
         jobs.append({"kind": "eval", **c, "adapter": str(adapter),
                      "out": str(eval_dir(out, c["student"], c["register"], c["seed"]))})
+    jobs += rl_jobs(spec, out, trainable, train_problems)
+    return jobs + transfer_jobs(spec, out, jobs)
+
+
+def rl_jobs(spec: GridSpec, out: Path, trainable: set, train_problems: Path) -> list[dict]:
+    """GRPO per variant, student, seed and starting point (a register's SFT adapter, or the base model) on the
+    train-split problems, then its evaluation on the same held-out problems as every other cell."""
+    jobs = []
+    for v in spec.rl_variants():
+        starts = [("base", None)] if v["from"] == "base" else [(r, r) for r in spec.registers if r in trainable]
+        for s in spec.students:
+            for seed in spec.seeds:
+                for start, reg in starts:
+                    cond = f"{start}@{v['name']}"
+                    cdir = cell_dir(out, s, cond, seed)
+                    init = str(cell_dir(out, s, reg, seed) / "adapter") if reg else None
+                    jobs.append({"kind": "rl", "student": s, "register": cond, "seed": seed, "reward": v["reward"],
+                                 "problems": str(train_problems), "init": init, "start_register": reg,
+                                 "out": str(cdir / "rl")})
+                    jobs.append({"kind": "eval", "student": s, "register": cond, "seed": seed,
+                                 "adapter": str(cdir / "rl"), "out": str(eval_dir(out, s, cond, seed))})
     return jobs
+
+
+def transfer_jobs(spec: GridSpec, out: Path, jobs: list[dict]) -> list[dict]:
+    """Every evaluated cell (the base models included) again on each transfer set."""
+    extra = []
+    for t in spec.transfer:
+        problems = transfer_problems(spec, out, t)
+        for j in (j for j in jobs if j["kind"] == "eval"):
+            reg, seed = j.get("register", "base"), j.get("seed", 0)
+            extra.append({**j, "problems": str(problems), "transfer": t["name"],
+                          "out": str(transfer_dir(out, j["student"], reg, seed, t["name"]))})
+    return extra
+
+
+def transfer_problems(spec: GridSpec, out: Path, t: dict) -> Path:
+    path = safe_child(out, f"problems/transfer-{t['name']}.jsonl")
+    if not path.exists():
+        opts = {**spec.task_options(), **{k: v for k, v in t.items() if k not in ("name", "task")}}
+        if isinstance(opts.get("eval_hops"), list):
+            opts["eval_hops"] = tuple(opts["eval_hops"])
+        write_jsonl(path, get_task(t["task"]).load_problems(split="eval", n=spec.transfer_n, seed=spec.data_seed,
+                                                            options=opts))
+    return path
 
 
 def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
@@ -184,7 +228,8 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     spec = replace(spec, precision=resolve_precision(spec.precision, pick_device(spec.device)))
     if not quiet:
         log_fn(f"precision: {spec.precision} on {describe_cpu()}")
-    write_json(out / "spec.json", {**asdict(spec), "conditions": spec.conditions(), "teacher_name": spec.teacher_name(),
+    conds = (spec.conditions() if spec.sft_trained() else []) + spec.rl_conditions()
+    write_json(out / "spec.json", {**asdict(spec), "conditions": conds, "teacher_name": spec.teacher_name(),
                                    "machine": cpu_facts()})
     tr, ev = _problems(spec, out)
     registers = load_registers(spec.registers, spec.registers_dir)

@@ -87,6 +87,7 @@ def plan(spec: GridSpec) -> tuple[list[dict], list[str]]:
         ("float32" if spec.precision in ("float32", "fp32") else "bfloat16")
     tflops = _matmul_tflops(device, precision) * 0.4 if present else spec.gpu_tflops
     needs = set(NEEDS[spec.train_backend] + NEEDS[spec.eval_backend]) | ({"ray"} if spec.executor == "ray" else set())
+    needs |= {"trl", "datasets"} if spec.rl_variants() else set()
     for pkg in sorted(needs):
         if importlib.util.find_spec(pkg) is None:
             blockers.append(f"package '{pkg}' is not installed (needed by the {spec.train_backend} trainer, the "
@@ -120,16 +121,27 @@ def plan(spec: GridSpec) -> tuple[list[dict], list[str]]:
         train_tokens = spec.train_n * cfg.max_length * max(1, cfg.epochs)
         eval_ctx = PROMPT_TOKENS + (spec.eval_max_new_tokens if isinstance(spec.eval_max_new_tokens, int) else 512)
         eb = eval_bytes(arch, precision=precision, batch=spec.eval_batch_size, context=eval_ctx, params=pre.params)
+        # GRPO: every step generates prompts x generations completions, then trains on them
+        rl_tokens = spec.rl_steps * spec.rl_prompts_per_step * spec.rl_generations * (PROMPT_TOKENS + spec.rl_max_new_tokens)
         flops = {"train": (4 if lora else 6) * params * train_tokens,
-                 "eval": 2 * params * spec.eval_n * eval_ctx}
-        for stage, b in (("train", tb), ("eval", eb)):
-            cells = len(spec.conditions()) * len(spec.seeds) + (1 if stage == "eval" else 0)
+                 "eval": 2 * params * spec.eval_n * eval_ctx, "rl": (2 + (4 if lora else 6)) * params * rl_tokens}
+        rb = train_bytes(arch, lora=lora, r=cfg.lora_r, targets=cfg.lora_targets, precision=precision,
+                         micro_tokens=spec.rl_prompts_per_step * spec.rl_generations *
+                         (PROMPT_TOKENS + spec.rl_max_new_tokens), checkpointing=False, params=pre.params)
+        trained = len(spec.conditions()) * len(spec.seeds) if spec.sft_trained() else 0
+        n_rl = len(spec.rl_conditions()) * len(spec.seeds)
+        count = {"train": trained, "rl": n_rl, "eval": (trained + n_rl + 1) * (1 + len(spec.transfer))}
+        for stage, b in (("train", tb), ("rl", rb), ("eval", eb)):
+            cells = count[stage]
+            if not cells:
+                continue
             rows.append({
                 "student": st, "stage": stage, "cells": cells, "device": device, "precision": precision,
-                "backend": spec.train_backend if stage == "train" else spec.eval_backend,
-                "weights": ("full" if not lora else f"LoRA r{cfg.lora_r}") if stage == "train" else "merged",
+                "backend": {"train": spec.train_backend, "rl": "trl grpo"}.get(stage, spec.eval_backend),
+                "weights": ("full" if not lora else f"LoRA r{cfg.lora_r}") if stage != "eval" else "merged",
                 "peak_gib": round(b["total"] / GIB, 1),
                 "micro_batch": f"{micro} tokens{' + gradient checkpointing' if ckpt else ''}" if stage == "train" else
+                f"{spec.rl_prompts_per_step} x {spec.rl_generations} completions" if stage == "rl" else
                 f"batch {spec.eval_batch_size} x {eval_ctx} tokens",
                 "minutes_per_cell": round(flops[stage] / (tflops * 1e12) / 60, 1) if tflops else None})
             if mem_gib and b["total"] > mem_gib * GIB:

@@ -3,6 +3,7 @@ file, line and key."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tracestyle.prompts import load_registers
 from tracestyle.tasks import TASKS, get_task
 from tracestyle.yamlfile import key_line, load_yaml
 
+RECIPES = ("sft", "sft+rsft", "sft+grpo", "grpo")
 TEACHER_KEYS = {"kind", "base_url", "model", "api_key_env", "temperature", "top_p", "k", "max_tokens", "concurrency",
                 "rpm", "tpm", "timeout", "max_retries", "seed"}
 
@@ -28,7 +30,23 @@ class GridSpec:
     registers_dir: str | None = None    # a folder of your own register folders (relative to the spec file)
     students: list[str] = field(default_factory=lambda: ["smollm2-135m"])
     seeds: list[int] = field(default_factory=lambda: [0])
-    recipe: str = "sft"                 # sft | sft+rsft
+    recipe: str = "sft"                 # sft | sft+rsft | sft+grpo | grpo (GRPO from the base model)
+    # GRPO: the reward ("answer,kg_path:0.5"), or several variants, each a condition of its own:
+    # [{name: grpo-path, reward: "answer,kg_path:0.5", from: sft}]  (from: sft = each register's SFT adapter, base)
+    reward: str = "answer"
+    rl: list[dict] = field(default_factory=list)
+    rl_steps: int = 20
+    rl_generations: int = 8
+    rl_prompts_per_step: int = 1
+    rl_max_new_tokens: int = 128
+    rl_lr: float = 5e-5
+    rl_beta: float = 0.0
+    rl_temperature: float = 1.0
+    rl_solvable_k: int = 0
+    # evaluation sets the students never trained on, each against the base model:
+    # [{name: world, task: kg, kg: world}, {name: family, task: reasoning_gym, rg_dataset: family_relationships}]
+    transfer: list[dict] = field(default_factory=list)
+    transfer_n: int = 50
     # template, or a mapping for an LLM behind any OpenAI-compatible server (vLLM, llama.cpp, a hosted API):
     # {kind: openai, base_url, model, api_key_env, temperature, k, max_tokens, concurrency, rpm}
     teacher: str | dict = "template"
@@ -133,8 +151,9 @@ class GridSpec:
             v = getattr(self, k)
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v) and 1 <= v[0] <= v[1]):
                 bad(k, f"must be [lo, hi] with 1 <= lo <= hi, got {v!r}")
-        if self.recipe not in ("sft", "sft+rsft"):
-            bad("recipe", f"unknown recipe '{self.recipe}' (sft, sft+rsft)")
+        if self.recipe not in RECIPES:
+            bad("recipe", f"unknown recipe '{self.recipe}' ({', '.join(RECIPES)})")
+        self._validate_rl(bad)
         if self.executor not in ("local", "ray"):
             bad("executor", f"unknown executor '{self.executor}' (local, ray)")
         tb = self.token_budget
@@ -187,6 +206,73 @@ class GridSpec:
             bad("device", f"must be auto, cpu, cuda or mps, got {self.device!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
             bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
+
+    def _validate_rl(self, bad) -> None:
+        from tracestyle.rl.rewards import parse_rewards
+
+        if not isinstance(self.rl, list) or any(not isinstance(v, dict) for v in self.rl):
+            bad("rl", "must be a list of mappings {name, reward, from}")
+        names = set()
+        for v in self.rl_variants():
+            unknown = set(v) - {"name", "reward", "from"}
+            if unknown:
+                bad("rl", f"unknown key(s) {sorted(unknown)} in {v!r} (known: name, reward, from)")
+            if not isinstance(v.get("name"), str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v["name"]):
+                bad("rl", f"each variant needs a name of letters, digits, '-', '_' or '.', got {v.get('name')!r}")
+            if v["name"] in names:
+                bad("rl", f"two variants are named {v['name']!r}")
+            names.add(v["name"])
+            if v.get("from", "sft") not in ("sft", "base"):
+                bad("rl", f"from must be sft or base, got {v.get('from')!r}")
+            try:
+                parse_rewards(v.get("reward", self.reward))
+            except InputError as e:
+                bad("rl" if self.rl else "reward", str(e))
+        if self.rl and self.recipe == "sft+rsft":
+            bad("rl", "RL variants start from SFT adapters or the base model, not from RSFT: use recipe sft")
+        for k in ("rl_steps", "rl_generations", "rl_prompts_per_step", "rl_max_new_tokens", "transfer_n"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(k, f"must be a positive integer, got {v!r}")
+        if self.rl_generations < 2:
+            bad("rl_generations", "GRPO compares completions within a group: at least 2")
+        if not isinstance(self.rl_solvable_k, int) or self.rl_solvable_k < 0 or self.rl_solvable_k == 1:
+            bad("rl_solvable_k", f"must be 0 (off) or at least 2, got {self.rl_solvable_k!r}")
+        if not isinstance(self.transfer, list):
+            bad("transfer", "must be a list of mappings {name, task, ...task options}")
+        tnames = set()
+        for t in self.transfer:
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or t.get("task") not in TASKS:
+                bad("transfer", f"each set needs a name and a known task ({', '.join(TASKS.names())}), got {t!r}")
+            if t["name"] in tnames:
+                bad("transfer", f"two sets are named {t['name']!r}")
+            tnames.add(t["name"])
+            unknown = set(t) - {"name", "task", "kg", "eval_hops", "rg_dataset", "rg_config", "pw_dir", "pw_size",
+                                "pw_depth", "answer_sets", "distractors", "data"}
+            if unknown:
+                bad("transfer", f"unknown key(s) {sorted(unknown)} in {t!r}")
+
+    def rl_variants(self) -> list[dict]:
+        """The GRPO variants: the spec's `rl` list, or the one its recipe implies (sft+grpo, grpo)."""
+        if self.rl:
+            return [{"from": "sft", "reward": self.reward, **v} for v in self.rl]
+        if self.recipe == "sft+grpo":
+            return [{"name": "grpo", "reward": self.reward, "from": "sft"}]
+        if self.recipe == "grpo":
+            return [{"name": "grpo", "reward": self.reward, "from": "base"}]
+        return []
+
+    def rl_conditions(self) -> list[str]:
+        """One condition per GRPO variant and starting point: "<register>@<variant>" (from that register's SFT
+        adapter) or "base@<variant>"."""
+        out = []
+        for v in self.rl_variants():
+            out += [f"base@{v['name']}"] if v["from"] == "base" else [f"{r}@{v['name']}" for r in self.registers]
+        return out
+
+    def sft_trained(self) -> bool:
+        """Whether the grid fine-tunes on the registers' traces (recipe grpo alone does not)."""
+        return self.recipe != "grpo"
 
     def teacher_config(self):
         """(kind, OpenAIConfig or None) for generate()."""

@@ -248,7 +248,8 @@ def line_statements(line: str) -> list[tuple[str, float, float, bool]]:
             rlo, rhi = r + 1, rels[k + 1]           # "(7 - 12 + 4) = (-5 + 4) = -1": a link whose sides compute
         left, right = tokens[llo:lhi], tokens[rlo:rhi]
         nxt = rels[k + 1] if k + 1 < len(rels) else _clause_end(tokens, r + 1, bounds[k + 2])
-        if k and tokens[r][1] == tokens[rels[k - 1]][1] == "=" and llo == bounds[k] + 1 and len(left) == 1 and left[0][0] == "num" and _chain_link(tokens, r + 1, nxt):
+        if k and tokens[r][1] == tokens[rels[k - 1]][1] == "=" and llo == bounds[k] + 1 and len(left) == 1 and \
+                left[0][0] == "num" and _chain_link(tokens, r + 1, nxt):
             # "2 * (3 + 4) = 14 = 7 * 2": a link stating a number, then an expression that must give it
             lv, rv = _value(left[0][1].rstrip("%")), _value(_balanced(_expr(tokens, r + 1, nxt) or ""))
             if lv is not None and rv is not None:

@@ -11,8 +11,8 @@ from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
 from tracestyle.progress import stage_progress
-from tracestyle.rl.grpo import RLConfig, run_rl
 from tracestyle.reports.console import print_table
+from tracestyle.rl.grpo import RLConfig, run_rl
 
 
 def _train_overrides(args) -> dict:

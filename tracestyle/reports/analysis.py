@@ -98,6 +98,7 @@ def comparisons(data: dict) -> list[dict]:
     out = []
     for s in spec["students"]:
         pairs = [("base", r) for r in conds] + [(a, b) for i, a in enumerate(regs) for b in regs[i + 1:]] + derived
+        pairs = list(dict.fromkeys(pairs))      # "base@grpo" derives from base: one comparison, not two
         rows = []
         for a, b in pairs:
             if (s, a) not in agg or (s, b) not in agg:

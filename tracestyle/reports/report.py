@@ -17,6 +17,7 @@ from tracestyle.layout import eval_dir
 from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
+from tracestyle.reports.rl_tables import reward_curves, rl_rows, transfer_rows
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
@@ -99,7 +100,16 @@ def build_sections(run: Path) -> dict:
                              "the unmatched column is what each register's traces cost before matching: a register "
                              "that wins unmatched may only have been given more tokens."))
     tables += validity_tables(data["evals"])
-    derived = [c for c in comps if c["a"] != "base" and c["b"] not in spec["registers"]]
+    after_rl = [c for c in comps if "@" in c["b"] and c["a"] == c["b"].split("@")[0]]
+    if after_rl:
+        tables.append(_table(
+            "rl_vs_start", "GRPO against where it started (the register's SFT adapter, or the base model)",
+            ["student", "start", "after GRPO", "accuracy start → after", "difference [95% CI]", "p (Holm)"],
+            [[c["student"], c["a"], c["b"], f"{c['acc_a']:.3f} → {c['acc_b']:.3f}",
+              f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]", f"{c['p_holm']:.3g}"]
+             for c in after_rl],
+            "the same held-out problems; GRPO trained on the train split only."))
+    derived = [c for c in comps if c["a"] != "base" and c["b"] not in spec["registers"] and "@" not in c["b"]]
     if derived:
         tables.append(_table(
             "derived", "Corrupted and mixed traces against the clean register(s) they come from (same problems)",
@@ -109,6 +119,22 @@ def build_sections(run: Path) -> dict:
              for c in derived],
             "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
             "shuffled or missing steps taught."))
+    rl = rl_rows(run, spec)
+    if rl:
+        tables.append(_table(
+            "rl", "GRPO cells: reward during training",
+            ["student", "condition", "seed", "reward", "steps", "reward, first quarter", "reward, last quarter",
+             "zero-spread groups", "completion tokens", "seconds"], rl,
+            "a zero-spread group gave every completion of one problem the same reward: no advantage, no gradient. "
+            "A small student that shares one reward across most groups learns little whatever the reward says: "
+            "try an SFT warm start (from: sft), partial-credit rewards (kg_path, steps) or rl_solvable_k."))
+    transfer = transfer_rows(run, spec)
+    if transfer:
+        tables.append(_table(
+            "transfer", "Transfer: accuracy on tasks the students never trained on, against the base model",
+            ["set", "student", "condition", "accuracy [95% CI]", "difference from base [95% CI]", "p (Holm)"],
+            transfer, "difference in points on the same problems (paired); p from McNemar, Holm-corrected per set "
+                      "and student."))
     cost = analysis.eval_cost_rows(run, data)
     if cost:
         tables.append(_table(
@@ -236,6 +262,9 @@ def write_report(run: str | Path) -> Path:
     loss = plots.loss_curves(run, data["spec"])
     if loss:
         imgs.append(("plot-loss", "Train and held-out loss per register", loss))
+    curves = reward_curves(run, data["spec"])
+    if curves:
+        imgs.append(("plot-reward", "GRPO: mean reward per step, and the share of groups with one reward", curves))
     ctx = {"head": head, "headlines": sec["headlines"], "tables": sec["tables"], "images": imgs,
            "examples": sec["examples"]}
     env = _env()

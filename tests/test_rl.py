@@ -1,0 +1,227 @@
+"""GRPO through TRL (tracestyle rl): rewards on real traces, the eval-split refusal, a two-step run end to end on
+the bundled student, resume after a kill inside RL, and the grid's GRPO and transfer cells."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tracestyle.curate.corrupt import corrupt_row
+from tracestyle.curate.teachers.template import template_trace
+from tracestyle.errors import InputError
+from tracestyle.jsonl import write_jsonl
+from tracestyle.prompts import load_registers
+from tracestyle.rl.rewards import Completion, parse_rewards, reward_label
+from tracestyle.tasks import get_task
+from tracestyle.tasks.gsm8k.source import load_gsm8k
+
+from conftest import cli_process, run_cli
+
+KG_OPTS = {"kg": "devops", "train_hops": (2, 3), "eval_hops": (4, 5)}
+
+
+def _r(name):
+    return parse_rewards(name)[0][2]
+
+
+@pytest.fixture(scope="module")
+def kg_problems():
+    return get_task("kg").load_problems(split="train", n=12, seed=5, options=KG_OPTS)
+
+
+def test_answer_and_path_rewards_on_template_traces(kg_problems):
+    regs = load_registers()
+    for p in kg_problems:
+        for name, reg in regs.items():
+            text = template_trace(p, reg)
+            assert _r("answer")(p, Completion(text)) == 1.0, (name, text)
+            assert _r("kg_path")(p, Completion(text)) == pytest.approx(1.0), (name, text)
+            # the right answer alone, with no path: full answer reward, no path credit
+            assert _r("kg_path")(p, Completion(f"The answer is {p['gold']}.")) == 0.0
+    # a trace with a wrong edge keeps its answer but loses path credit
+    inverted = 0   # traces with a wrong edge
+    for p in kg_problems:
+        row = {"problem_id": p["id"], "register": "normal", "text": template_trace(p, regs["normal"]), "gold": p["gold"],
+               "problem": p}
+        bad = corrupt_row(row, "wrong_edge", 0)
+        if bad:
+            inverted += 1
+            assert _r("kg_path")(p, Completion(bad["text"])) < 1.0
+    assert inverted >= len(kg_problems) // 2
+
+
+def test_steps_format_length_and_repetition_rewards(gsm8k_dir):
+    regs = load_registers()
+    probs = load_gsm8k("train", gsm8k_dir, 20)
+    for p in probs:
+        text = template_trace(p, regs["titanium"])
+        assert _r("steps")(p, Completion(text)) == 1.0
+        assert _r("answer")(p, Completion(text)) == 1.0
+    p = probs[0]
+    row = {"problem_id": p["id"], "register": "normal", "text": template_trace(p, regs["normal"]), "gold": p["gold"],
+           "problem": p}
+    bad = corrupt_row(row, "wrong_value", 0)
+    assert 0.0 <= _r("steps")(p, Completion(bad["text"])) < 1.0
+    assert _r("steps")(p, Completion("I think it is 5.")) == 0.0       # nothing checkable earns nothing
+    assert _r("kg_path")(p, Completion("x")) is None                    # a KG reward does not apply to math
+    tit = regs["titanium"].compliance
+    assert _r("format")(p, Completion(template_trace(p, regs["titanium"]), register_rules=tit)) == 1.0
+    assert _r("format")(p, Completion(template_trace(p, regs["diamond"]), register_rules=tit)) == 0.0
+    assert _r("format")(p, Completion("x", register_rules=None)) is None
+    assert _r("length")(p, Completion("12 + 3 = 15 and then", truncated=True)) == -1.0
+    assert _r("repetition")(p, Completion("so we add 3 and 4.\n" * 12)) < -0.8
+    assert _r("repetition")(p, Completion(template_trace(p, regs["normal"]))) > -0.2
+
+
+def test_reward_parsing():
+    got = parse_rewards("answer, kg_path:0.5")
+    assert [(n, w) for n, w, _ in got] == [("answer", 1.0), ("kg_path", 0.5)]
+    assert reward_label("answer,kg_path:0.5") == "answer-kg_path0.5"
+    # a user's own reward by dotted path
+    assert parse_rewards("tracestyle.rl.rewards.length_reward")[0][2] is _r("length")
+    for bad, msg in (("", "at least one"), ("answr", "unknown reward"), ("answer:x", "must be a number"),
+                     ("answer,answer", "twice"), ("answer:0", "weight 0"), ("no.such.module.fn", "cannot import")):
+        with pytest.raises(InputError, match=msg):
+            parse_rewards(bad)
+
+
+def _problems_file(tmp_path: Path, problems: list[dict], name="train.jsonl") -> Path:
+    path = tmp_path / name
+    write_jsonl(path, problems)
+    return path
+
+
+def test_rl_refuses_the_eval_split_and_inapplicable_rewards(tmp_path, kg_problems, gsm8k_dir):
+    ev = [{**p, "split": "eval"} for p in kg_problems[:3]]
+    r = run_cli("rl", "--problems", str(_problems_file(tmp_path, ev)), "--out", str(tmp_path / "o"), "--steps", "1")
+    assert r.returncode == 2 and "eval-split" in r.stderr and "--allow-eval-leak" in r.stderr, r.stderr
+    assert "train.jsonl:1: field 'split'" in r.stderr
+    math = _problems_file(tmp_path, load_gsm8k("train", gsm8k_dir, 3), "math.jsonl")
+    r = run_cli("rl", "--problems", str(math), "--reward", "answer,kg_path", "--out", str(tmp_path / "o2"))
+    assert r.returncode == 2 and "kg_path" in r.stderr and "applies to none" in r.stderr, r.stderr
+    r = run_cli("rl", "--problems", str(math), "--reward", "format", "--out", str(tmp_path / "o3"))
+    assert r.returncode == 2 and "--register" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+def test_trl_sees_the_prompt_evaluation_builds(tmp_path):
+    """TRL tokenizes plain-text prompts with special tokens: the ids must still be evaluation's."""
+    from tracestyle.distill.examples import build_prompt
+    from tracestyle.distill.models import load_tokenizer
+    from tracestyle.rl.grpo import stop_ids, trl_prompt
+
+    tok = load_tokenizer("smollm2-135m")
+    for fmt in ("chat", "plain"):
+        q = "Which service does api-gateway depend on?"
+        assert tok(trl_prompt(tok, q, fmt))["input_ids"] == \
+            tok(build_prompt(tok, q, fmt), add_special_tokens=False)["input_ids"]
+        assert tok.eos_token_id in stop_ids(tok, fmt)
+
+
+@pytest.mark.slow
+def test_two_step_rl_end_to_end_then_eval_and_rerun(tmp_path, kg_problems):
+    train = _problems_file(tmp_path, kg_problems)
+    out = tmp_path / "rl"
+    args = ("rl", "--problems", str(train), "--out", str(out), "--steps", "2", "--num-generations", "2",
+            "--max-new-tokens", "24", "--reward", "answer,kg_path:0.5,repetition:0.1")
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["recipe"] == "grpo" and cfg["prompt_format"] == "chat"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == [1, 2]
+    for x in rows:
+        assert 0.0 <= x["zero_spread_groups"] <= 1.0 and x["completion_tokens"] > 0
+        assert {"rewards/answer/mean", "rewards/kg_path/mean", "rewards/repetition/mean"} <= set(x)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["stage"] == "rl" and man["counts"]["rewards"] == [["answer", 1.0], ["kg_path", 0.5], ["repetition", 0.1]]
+    assert not (out / "checkpoints").exists()
+    r = run_cli(*args)
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    ev = tmp_path / "ev"
+    r = run_cli("eval", "--adapter", str(out), "--problems", str(train), "--out", str(ev), "--limit", "2",
+                "--max-new-tokens", "16", "--backend", "hf")
+    assert r.returncode == 0, r.stderr
+    assert len((ev / "eval.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_rl_resumes_after_a_kill(tmp_path, kg_problems):
+    train = _problems_file(tmp_path, kg_problems)
+    out = tmp_path / "rl"
+    args = ["rl", "--problems", str(train), "--out", str(out), "--steps", "3", "--num-generations", "2",
+            "--max-new-tokens", "16", "--save-every", "1"]
+    proc = cli_process(*args)
+    deadline = time.time() + 600
+    while time.time() < deadline and not any((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert not (out / "manifest.json").exists()
+    done = max(int(p.parent.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    assert done < 3
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3], steps            # each step once: the killed run's extra rows were dropped
+    assert (out / "manifest.json").exists()
+
+
+def test_grid_spec_rl_and_transfer_keys(tmp_path):
+    from tracestyle.ablations.spec import GridSpec
+
+    def load(text):
+        p = tmp_path / "g.yaml"
+        p.write_text(text)
+        return GridSpec.load(p)
+
+    s = load("task: kg\nregisters: [normal, gold]\nrl:\n  - {name: ans, reward: answer}\n"
+             "  - {name: path, reward: 'answer,kg_path:0.5'}\n  - {name: cold, reward: answer, from: base}\n")
+    assert s.rl_conditions() == ["normal@ans", "gold@ans", "normal@path", "gold@path", "base@cold"]
+    assert load("task: kg\nregisters: [normal]\nrecipe: sft+grpo\nreward: kg_path\n").rl_conditions() == ["normal@grpo"]
+    assert load("task: kg\nregisters: [normal]\nrecipe: grpo\n").rl_conditions() == ["base@grpo"]
+    for text, key in (("task: kg\nrl:\n  - {name: x, reward: answr}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: 'a b', reward: answer}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: x, reward: answer, from: rsft}\n", "rl"),
+                      ("task: kg\nrecipe: ppo\n", "recipe"), ("task: kg\nrl_generations: 1\n", "rl_generations"),
+                      ("task: kg\ntransfer:\n  - {name: w, task: nope}\n", "transfer")):
+        with pytest.raises(InputError) as e:
+            load(text)
+        assert e.value.field == key and e.value.line is not None, (text, e.value)
+
+
+@pytest.mark.slow
+def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
+    """SFT, SFT+GRPO and GRPO from base, each also evaluated on GSM8K it never trained on: the report holds the
+    GRPO table, the comparison with where GRPO started, reward curves and the transfer table."""
+    spec = tmp_path / "rl.yaml"
+    spec.write_text(
+        "task: kg\nkg: devops\nregisters: [normal]\nstudents: [smollm2-135m]\ntrain_n: 16\neval_n: 4\n"
+        "train_hops: [1, 2]\neval_hops: [2, 3]\nsteps: 2\nbatch_size: 4\nnll_sample: 0\neval_max_new_tokens: 16\n"
+        "rl:\n  - {name: ans, reward: answer}\n  - {name: cold, reward: 'answer,kg_path:0.5', from: base}\n"
+        "rl_steps: 2\nrl_generations: 2\nrl_max_new_tokens: 16\n"
+        f"transfer:\n  - {{name: math, task: gsm8k, data: {Path(__file__).resolve().parents[2] / 'shared/data/gsm8k'}}}\n"
+        "transfer_n: 2\n")
+    out = tmp_path / "run"
+    r = run_cli("grid", str(spec), "--out", str(out))
+    assert r.returncode == 0, r.stderr + r.stdout
+    sj = json.loads((out / "spec.json").read_text())
+    assert sj["conditions"] == ["normal", "normal@ans", "base@cold"]
+    md = (out / "report.md").read_text()
+    for title in ("GRPO cells: reward during training", "GRPO against where it started",
+                  "Transfer: accuracy on tasks the students never trained on"):
+        assert title in md, title
+    csv_rows = (out / "results.csv").read_text().splitlines()
+    assert any(",normal@ans," in x for x in csv_rows) and any(",base@cold," in x for x in csv_rows)
+    assert (out / "cells/smollm2-135m/normal@ans/seed0/rl/adapter_model.safetensors").exists()
+    assert (out / "cells/smollm2-135m/normal@ans/seed0/transfer/math/eval.jsonl").exists()
+    assert "plot-reward" in (out / "report.html").read_text()
+    r = run_cli("grid", str(spec), "--out", str(out))        # a rerun recomputes nothing
+    assert r.returncode == 0
+    jobs = [json.loads(x) for x in (out / "jobs.jsonl").read_text().splitlines()]
+    assert jobs and all(j["skipped"] for j in jobs), [j for j in jobs if not j["skipped"]]
