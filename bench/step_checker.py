@@ -33,7 +33,7 @@ def main() -> None:
         "structured_clean": len(clean), "structured_false_alarm_rate": round(fa / len(clean), 4),
         "gsm8k_references": len(refs), "gsm8k_statements_checked": sum(c.checked for c in checks),
         "gsm8k_references_flagged": sum(not c.valid for c in checks),
-        "gsm8k_flagged_rate": round(sum(not c.valid for c in checks) / len(refs), 4)}, indent=1))
+        "gsm8k_flagged_rate": round(sum(not c.valid for c in checks) / len(refs), 4)}))
 
 
 if __name__ == "__main__":

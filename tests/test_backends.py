@@ -104,8 +104,11 @@ def test_every_trainer_sees_the_hf_backends_text(student, fmt):
         assert "<|im_start|>" not in tok.decode(ids) and tok.decode(ids[:n_prompt]).rstrip().endswith("Answer:")
 
 
-def test_import_guards_name_the_extra(monkeypatch):
+def test_import_guards_name_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "vllm", None)
+    # no vLLM here, none in a project .venv-vllm, none named by TRACESTYLE_VLLM_PYTHON
+    monkeypatch.setattr("tracestyle.distill.vllm_worker.ROOT", tmp_path)
+    monkeypatch.delenv("TRACESTYLE_VLLM_PYTHON", raising=False)
     from tracestyle.curate.teachers.vllm import generate_vllm
     with pytest.raises(MissingExtraError, match=r"tracestyle\[vllm\]"):
         generate_vllm("m", [[{"role": "user", "content": "x"}]])
@@ -161,8 +164,9 @@ def test_mlx_trains_and_evaluates_for_real(tmp_path):
     for backend in ("mlx", "hf"):
         ok(run_cli("eval", "--student", "smollm2-135m", "--backend", backend, "--problems", str(tmp_path / "e.jsonl"),
                    "--max-new-tokens", "12", "--out", str(tmp_path / f"base-{backend}")))
-        outs[backend] = [json.loads(x)["output"] for x in
-                         (tmp_path / f"base-{backend}" / "eval.jsonl").read_text().splitlines()]
+        outs[backend] = [json.loads(x) for x in (tmp_path / f"base-{backend}" / "eval.jsonl").read_text().splitlines()]
     # the same weights, RoPE base and prompt in float32: greedy outputs agree (identical here; a float difference
-    # could flip a late token on another CPU, so the starts are compared)
-    assert [o[:40] for o in outs["mlx"]] == [o[:40] for o in outs["hf"]], outs
+    # could flip a late token on another CPU, so the starts are compared), and the rows carry the same fields,
+    # ended by the same rules (12 tokens: cut off at the limit on both)
+    assert [o["output"][:40] for o in outs["mlx"]] == [o["output"][:40] for o in outs["hf"]], outs
+    assert [(o["tokens"], o["truncated"]) for o in outs["mlx"]] == [(o["tokens"], o["truncated"]) for o in outs["hf"]]

