@@ -119,3 +119,19 @@ def test_vllm_teacher_keeps_finish_reason_usage_and_cost(vllm_ready, tmp_path):
     assert usage["completion_tokens"] == sum(x["usage"]["completion_tokens"] for x in rows)
     assert usage["cut_at_max_tokens"] == sum(x["finish_reason"] == "length" for x in rows)
     assert usage["per_register"]["normal"]["cost_usd"] > 0
+
+
+def test_vllm_as_the_rsft_sampler(vllm_ready, tmp_path):
+    """`rsft --sampler vllm`: the k completions per problem come from vLLM (one engine start per round), then the
+    same scoring, selection and fine-tuning as with transformers."""
+    probs = tmp_path / "pool.jsonl"
+    write_jsonl(probs, [{**p, "split": "train"} for p in _kg_problems(6, 8)])
+    out = tmp_path / "rsft"
+    r = run_cli("rsft", "--problems", str(probs), "--k", "3", "--sampler", "vllm", "--max-new-tokens", "48",
+                "--steps", "1", "--batch-size", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    samples = [json.loads(x) for x in (out / "round-1" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6 * 3 and {s["problem_id"] for s in samples} == {p["id"] for p in _kg_problems(6, 8)}
+    assert len({s["text"] for s in samples}) > 6          # sampled: not k copies of one greedy answer
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["config"]["sampler"] == "vllm"

@@ -43,7 +43,7 @@ def cmd_rsft(args) -> int:
     rs = RSFTConfig(rounds=args.rounds, k=args.k, init_adapter=args.init_adapter, temperature=args.temperature,
                     top_p=args.top_p, allow_eval_leak=args.allow_eval_leak, max_new_tokens=args.max_new_tokens,
                     batch_size=args.gen_batch_size, kg=args.kg, match_difficulty=args.match_difficulty,
-                    pool_n=args.pool_n)
+                    pool_n=args.pool_n, sampler=args.sampler)
     res = run_rsft(args.problems, cfg, args.out, rs, progress=stage_progress("rsft sampling", args.quiet))
     print(json.dumps(res, indent=2))
     return 0
@@ -132,6 +132,8 @@ def add_commands(sub) -> None:
     p.add_argument("--match-difficulty", metavar="EVAL_PROBLEMS",
                    help="draw the pool to follow these (eval) problems' difficulty distribution; never samples them")
     p.add_argument("--pool-n", type=int, help="with --match-difficulty: at most this many pool problems")
+    p.add_argument("--sampler", default="hf", choices=["hf", "vllm"],
+                   help="who samples the k completions: transformers, or vLLM (one engine start per round)")
     add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rsft)

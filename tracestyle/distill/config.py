@@ -115,3 +115,4 @@ class RSFTConfig:
     kg: str | None = None
     match_difficulty: str | None = None
     pool_n: int | None = None
+    sampler: str = "hf"       # hf (transformers) or vllm: who samples the k completions

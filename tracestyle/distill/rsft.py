@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tracestyle.answers.repetition import repeated_share
 from tracestyle.distill.config import RSFTConfig, TrainConfig
+from tracestyle.distill.eval_vllm import VLLMGenerator
 from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind
 from tracestyle.distill.pool import difficulty_matched
 from tracestyle.distill.sft_hf import pick_device, train_hf
@@ -72,7 +73,8 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
             raise InputError("no train problem is left at the evaluation's difficulty", str(problems_path))
     conf = rsft_config(cfg, rounds=rounds, k=k, init_adapter=init_adapter, temperature=temperature, top_p=top_p,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=rs.allow_eval_leak,
-                       match_difficulty=bool(match_difficulty), pool_n=rs.pool_n)
+                       match_difficulty=bool(match_difficulty), pool_n=rs.pool_n,
+                       **({"sampler": rs.sampler} if rs.sampler != "hf" else {}))
     if is_complete(out, conf, inputs):
         return {"skipped": True}
     # finished rounds are reused on a rerun only when they were made with these very settings
@@ -89,13 +91,20 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
         if (rdir / "adapter" / "train_config.json").exists() and (rdir / "kept.jsonl").exists():   # LoRA or full
             adapter = str(rdir / "adapter")
             continue
-        model, tok = load_for_generation(cfg.student, adapter, device, resolve_precision(cfg.dtype, device))
+        precision = resolve_precision(cfg.dtype, device)
+        if rs.sampler == "vllm":
+            # one vLLM call samples the whole pool: the engine starts once per round
+            engine = VLLMGenerator(cfg.student, adapter, precision)
+            batch_size = len(problems)
+        else:
+            model, tok = load_for_generation(cfg.student, adapter, device, precision)
         samples = []
         for s in range(0, len(problems), batch_size):
             batch = problems[s: s + batch_size]
             dec = Decoding(max_new_tokens, temperature, top_p=top_p, n=k, fmt=cfg.prompt_format,
                            seed=cfg.seed + rnd * 7919 + s)
-            g = generate_batch(model, tok, [p["question"] for p in batch], dec)
+            g = engine.generate([p["question"] for p in batch], dec) if rs.sampler == "vllm" else \
+                generate_batch(model, tok, [p["question"] for p in batch], dec)
             for j, (text, cut) in enumerate(zip(g["texts"], g["truncated"])):
                 p = batch[j // k]
                 reward, ok = rsft_reward(p, text, truncated=cut)
@@ -103,7 +112,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
                                 "correct": ok, "split": p.get("split"), "round": rnd})
             if progress:
                 progress(min(s + batch_size, len(problems)), len(problems))
-        del model
+        model = engine = None
         by_problem: dict[str, list[dict]] = {}
         for smp in samples:
             by_problem.setdefault(smp["problem_id"], []).append(smp)

@@ -101,24 +101,17 @@ def build_sections(run: Path) -> dict:
                              "that wins unmatched may only have been given more tokens."))
     tables += validity_tables(data["evals"])
     after_rl = [c for c in comps if "@" in c["b"] and c["a"] == c["b"].split("@")[0]]
-    if after_rl:
-        tables.append(_table(
-            "rl_vs_start", "GRPO against where it started (the register's SFT adapter, or the base model)",
-            ["student", "start", "after GRPO", "accuracy start → after", "difference [95% CI]", "p (Holm)"],
-            [[c["student"], c["a"], c["b"], f"{c['acc_a']:.3f} → {c['acc_b']:.3f}",
-              f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]", f"{c['p_holm']:.3g}"]
-             for c in after_rl],
-            "the same held-out problems; GRPO trained on the train split only."))
     derived = [c for c in comps if c["a"] != "base" and c["b"] not in spec["registers"] and "@" not in c["b"]]
-    if derived:
-        tables.append(_table(
-            "derived", "Corrupted and mixed traces against the clean register(s) they come from (same problems)",
-            ["student", "clean", "condition", "accuracy clean → condition", "difference [95% CI]", "p (Holm)"],
-            [[c["student"], c["a"], c["b"], f"{c['acc_a']:.3f} → {c['acc_b']:.3f}",
-              f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]", f"{c['p_holm']:.3g}"]
-             for c in derived],
-            "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
-            "shuffled or missing steps taught."))
+    for tid, title, (first, second), rows, note in (
+            ("rl_vs_start", "GRPO against where it started (the register's SFT adapter, or the base model)",
+             ("start", "after GRPO"), after_rl, "the same held-out problems; GRPO trained on the train split only."),
+            ("derived", "Corrupted and mixed traces against the clean register(s) they come from (same problems)",
+             ("clean", "condition"), derived,
+             "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
+             "shuffled or missing steps taught.")):
+        if rows:
+            tables.append(_table(tid, title, ["student", first, second, f"accuracy {first} → {second}",
+                                              "difference [95% CI]", "p (Holm)"], [_pair_row(c) for c in rows], note))
     rl = rl_rows(run, spec)
     if rl:
         tables.append(_table(
@@ -151,6 +144,11 @@ def build_sections(run: Path) -> dict:
     return {"results": results, "tables": tables, "data": data, "comparisons": comps, "nll_points": points,
             "headlines": analysis.headlines(data, comps), "examples": analysis.failure_examples(data),
             "counts": counts, "names": names, "students": students}
+
+
+def _pair_row(c: dict) -> list:
+    return [c["student"], c["a"], c["b"], f"{c['acc_a']:.3f} → {c['acc_b']:.3f}",
+            f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]", f"{c['p_holm']:.3g}"]
 
 
 def _judge_table(run: Path, data: dict) -> list[tuple[str, str, Counter]]:
