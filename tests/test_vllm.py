@@ -135,3 +135,51 @@ def test_vllm_as_the_rsft_sampler(vllm_ready, tmp_path):
     assert len({s["text"] for s in samples}) > 6          # sampled: not k copies of one greedy answer
     man = json.loads((out / "manifest.json").read_text())
     assert man["config"]["sampler"] == "vllm"
+
+
+def test_vllm_openai_server_as_the_openai_teacher(vllm_ready, tmp_path):
+    """vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`: the `vllm serve` CLI fails
+    on the CPU build's package name) behind `generate --teacher openai`: k samples, finish reasons and usage."""
+    import os
+    import subprocess
+    import time
+
+    import httpx
+    from conftest import free_port
+
+    from tracestyle.distill.models import bundled_model_dir
+
+    port = free_port()
+    log = open(tmp_path / "vllm-server.log", "w")
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_RPC_BASE_PATH": str(tmp_path)}
+    proc = subprocess.Popen([vllm_ready, "-m", "vllm.entrypoints.openai.api_server", "--model",
+                             str(bundled_model_dir("smollm2-135m")), "--served-model-name", "smollm2",
+                             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024",
+                             "--dtype", "float32", "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "vllm-server.log").read_text()[-3000:]
+            try:
+                if httpx.get(base + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        probs = tmp_path / "p.jsonl"
+        write_jsonl(probs, _kg_problems(3, 6))
+        out = tmp_path / "gen"
+        r = run_cli("generate", "--problems", str(probs), "--registers", "normal", "--teacher", "openai",
+                    "--base-url", base, "--model", "smollm2", "--k", "2", "--max-tokens", "32", "--out", str(out),
+                    env={"OPENAI_API_KEY": "none"})
+        assert r.returncode == 0, r.stderr
+        rows = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
+        assert len(rows) == 6 and all(x["finish_reason"] in ("stop", "length") for x in rows)
+        assert all(x["usage"]["completion_tokens"] <= 32 and x["usage"]["prompt_tokens"] > 0 for x in rows)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
