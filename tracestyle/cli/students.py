@@ -153,7 +153,8 @@ def add_commands(sub) -> None:
     p.add_argument("--registers-dir", default=None, help="a folder of your own register folders")
     p.add_argument("--solvable-k", type=int, default=0,
                    help="keep only problems the starting model solves in some but not all of K samples (0: off)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 on a CPU, measured fastest)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: every core; bench/rl_step.py measures 1 against all here)")
     add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rl)

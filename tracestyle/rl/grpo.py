@@ -33,7 +33,7 @@ class RLConfig:
     `reward`: "answer,kg_path:0.5"; a step takes `prompts_per_step` problems x `num_generations` completions;
     `beta`: the KL coefficient (0: no reference model, TRL's default); `register`: whose compliance the `format`
     reward checks; `solvable_k`: keep only problems the starting model solves in some but not all of k samples
-    (0: off); `threads`: torch threads (None: 1 on a CPU, measured fastest for small students)."""
+    (0: off); `threads`: torch threads (None: every core; bench/rl_step.py measures 1 against all here)."""
     reward: str = "answer"
     steps: int = 20
     num_generations: int = 8
@@ -193,7 +193,10 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     except ImportError:
         raise MissingExtraError("trl", "trl") from None
     out.mkdir(parents=True, exist_ok=True)
-    threads = rl.threads or (1 if device == "cpu" else os.cpu_count() or 1)
+    # every core by default: measured on an AMD EPYC (AVX512_BF16, 2 cores) a GRPO step of the bundled student took
+    # 22 s at 2 threads and 34 s at 1 (float32; bf16 17 vs 23), though 1 thread was 5x faster on an AMX Xeon
+    # (DESIGN.md): machines differ, so bench/rl_step.py measures it and --threads sets it
+    threads = rl.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     tok = load_tokenizer(cfg.student)
     fmt = cfg.prompt_format
