@@ -304,9 +304,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
         restore_rng(state)
         step = state["step"]
     metrics_path = out / "metrics.jsonl"
-    if metrics_path.exists():  # keep only what the checkpoint we resume from had seen
-        kept = [ln for ln in metrics_path.read_text().splitlines() if ln.strip() and _step_of(ln) <= step]
-        atomic_write_text(metrics_path, "".join(x + "\n" for x in kept))
+    trim_metrics(metrics_path, step)
     log = AppendLog(metrics_path)
     t0, tokens_seen = time.time(), 0
     pad = tok.pad_token_id
@@ -346,6 +344,13 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return {"steps": total_steps, "examples": len(train_ex), "heldout": len(held), "seconds": round(elapsed, 2),
             "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1), "device": device, "precision": cfg.dtype}
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Keep only the metrics rows the checkpoint a run resumes from had seen (SFT and GRPO)."""
+    if path.exists():
+        kept = [ln for ln in path.read_text().splitlines() if ln.strip() and _step_of(ln) <= step]
+        atomic_write_text(path, "".join(x + "\n" for x in kept))
 
 
 def _step_of(line: str) -> int:

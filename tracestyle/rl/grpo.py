@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tracestyle.distill.config import TrainConfig
-from tracestyle.distill.examples import _bos_text, build_prompt, end_text
-from tracestyle.distill.generation import finish_row, weights_file
+from tracestyle.distill.examples import _bos_text, build_prompt
+from tracestyle.distill.generation import finish_row, stop_ids, weights_file
 from tracestyle.distill.models import load_tokenizer
-from tracestyle.distill.sft_hf import build_model, pick_device
+from tracestyle.distill.sft_hf import build_model, pick_device, trim_metrics
 from tracestyle.errors import InputError, MissingExtraError
-from tracestyle.jsonl import AppendLog, atomic_write_text, read_jsonl, strip_meta, write_json
+from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.precision import resolve_precision
 from tracestyle.prompts import load_registers
@@ -102,14 +102,6 @@ def trl_prompt(tok, question: str, fmt: str) -> str:
     return text[len(bos):] if bos and text.startswith(bos) else text
 
 
-def stop_ids(tok, fmt: str) -> list[int]:
-    """Evaluation's stops: EOS and the end-of-turn token."""
-    ids = {tok.eos_token_id}
-    if end_text(tok, fmt):
-        ids.add(tok.convert_tokens_to_ids(end_text(tok, fmt)))
-    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
-
-
 def trl_reward(name: str, fn, *, tok, fmt: str, stops: list[int], max_new: int, rules: dict | None):
     """A tracestyle reward as TRL calls it: batches of completions, with the dataset's `problem` column."""
     def reward(prompts, completions, completion_ids=None, problem=None, **_):
@@ -155,13 +147,6 @@ def _metrics_callback(path: Path, total: int, progress, t0: float):
             self.log.close()
 
     return Metrics()
-
-
-def _trim_metrics(path: Path, step: int) -> None:
-    """Keep only the rows the checkpoint we resume from had seen."""
-    if path.exists():
-        kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        atomic_write_text(path, "".join(x + "\n" for x in kept))
 
 
 def rl_conf(cfg: TrainConfig, rl: RLConfig) -> dict:
@@ -228,7 +213,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
         dataloader_num_workers=0, log_completions=False)
     ck = _latest(out / "checkpoints")
     metrics = out / "metrics.jsonl"
-    _trim_metrics(metrics, int(ck.name.split("-")[1]) if ck else 0)
+    trim_metrics(metrics, int(ck.name.split("-")[1]) if ck else 0)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=ds, processing_class=tok,
                           callbacks=[_metrics_callback(metrics, rl.steps, progress, t0)])
     from transformers.trainer_callback import PrinterCallback
