@@ -90,6 +90,9 @@ class GridSpec:
     # for `grid --dry-run` on a machine without the GPU: its memory and its sustained bf16 TFLOP/s
     gpu_memory_gb: float | None = None
     gpu_tflops: float | None = None
+    # refine a register round by round from the student's failures (tracestyle refine; ablations/refine.py):
+    # {rounds, start, per_round, max_nll_increase, stop, significant, alpha, min_kept_share, only}
+    refine: dict | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -206,6 +209,24 @@ class GridSpec:
             bad("device", f"must be auto, cpu, cuda or mps, got {self.device!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
             bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
+        if self.refine is not None:
+            self._validate_refine(bad)
+
+    def _validate_refine(self, bad) -> None:
+        from tracestyle.ablations.refine import RefineConfig
+
+        rc = RefineConfig.parse(self.refine, bad)
+        if rc.start is not None:
+            try:
+                load_registers([rc.start], self.registers_dir)
+            except InputError as e:
+                bad("refine", str(e))
+        for k, why in (("corruption", "corrupted conditions"), ("mix", "mixes"), ("rl", "GRPO variants"),
+                       ("transfer", "transfer sets")):
+            if getattr(self, k):
+                bad(k, f"a refine run trains one register version per round: leave out {why}")
+        if self.recipe != "sft":
+            bad("recipe", "a refine run trains each round with SFT (recipe: sft)")
 
     def _validate_rl(self, bad) -> None:
         from tracestyle.rl.rewards import parse_rewards

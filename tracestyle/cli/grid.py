@@ -1,4 +1,4 @@
-"""CLI subcommands for grids and reports: grid, report, quickstart."""
+"""CLI subcommands for grids and reports: grid, refine, report, compare, quickstart."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tracestyle.ablations.grid import run_grid
 from tracestyle.ablations.plan import plan
+from tracestyle.ablations.refine import run_refine
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.cli.students import add_precision_arg
 from tracestyle.errors import InputError
@@ -48,8 +49,21 @@ def cmd_grid(args) -> int:
         return _dry_run(spec)
     if not args.out:
         raise InputError("give --out (where the run goes), or --dry-run to see the plan", field="out")
-    out = run_grid(spec, args.out, args.quiet)
+    # a spec with `refine:` is a refinement loop, whichever command runs it
+    out = run_refine(spec, args.out, args.quiet) if spec.refine is not None else run_grid(spec, args.out, args.quiet)
     _print_results(out)
+    return 0
+
+
+def cmd_refine(args) -> int:
+    spec = GridSpec.load(args.spec)
+    if args.precision:
+        spec.precision = normalise(args.precision)
+    spec.refine = {**(spec.refine or {}), **({"rounds": args.rounds} if args.rounds is not None else {})}
+    spec.validate(args.spec)
+    out = run_refine(spec, args.out, args.quiet)
+    _print_results(out)
+    print(f"report: {out / 'report.html'}  (rounds per student: {out / 'cells'}/<student>/refine/rounds.json)")
     return 0
 
 
@@ -124,6 +138,14 @@ def add_commands(sub) -> None:
     p.add_argument("--executor", default=None, choices=["local", "ray"])
     add_precision_arg(p)
     p.set_defaults(fn=cmd_grid)
+
+    p = sub.add_parser("refine", help="refine a register round by round from the student's own failures "
+                                      "(a grid spec; its refine: options)")
+    p.add_argument("spec")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rounds", type=int, default=None, help="rounds after round 0 (default: the spec's, or 3)")
+    add_precision_arg(p)
+    p.set_defaults(fn=cmd_refine)
 
     p = sub.add_parser("report", help="write report.md, report.html and results.csv for a grid run")
     p.add_argument("run_dir")

@@ -3,6 +3,10 @@
 A register is a folder with `register.yaml` (name, description, compliance rules) and templates
 `system.j2`, `user_<task>.j2`, `render_<task>.j2`. Built-ins live here; users add folders via --registers-dir.
 Templates render in Jinja's sandbox with StrictUndefined; errors name the template file and line.
+
+A refined register (tracestyle refine) also lists in its register.yaml the interventions applied to it: each adds
+a fragment at a named slot of the reference render (`{{ slot('before_hop', h=h, i=loop.index) }}` in the built-in
+templates) and an instruction to an LLM teacher's prompt. A slot with nothing in it renders to nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from tracestyle.yamlfile import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent
 BUILTIN_REGISTERS = ("normal", "gold", "titanium", "diamond")
-_ALLOWED_KEYS = {"name", "description", "compliance", "version"}
+_ALLOWED_KEYS = {"name", "description", "compliance", "version", "refined_from", "interventions"}
+# an empty slot renders to this mark; lines holding only marks are dropped, so a slot on its own line leaves none
+_EMPTY_SLOT = "\u2063"
 
 
 class Templates:
@@ -62,6 +68,9 @@ class Register:
     description: str
     folder: Path
     compliance: dict = field(default_factory=dict)
+    # refined registers: what they were refined from, and the interventions applied (prompts/interventions.py)
+    refined_from: dict | None = None
+    interventions: list[dict] = field(default_factory=list)
     _templates: Templates | None = field(default=None, repr=False)
 
     @property
@@ -84,14 +93,47 @@ class Register:
     def render(self, template: str, **ctx) -> str:
         return self.templates.render(template, **ctx)
 
+    @property
+    def root(self) -> str:
+        """The register a refined version descends from (its own name otherwise): which variant of an
+        intervention's fragment it takes, and what its compliance rules are."""
+        return (self.refined_from or {}).get("root") or self.name
+
     def teacher_messages(self, task: str, problem: dict) -> list[dict]:
         ctx = {"task": task, "problem": problem, "question": problem["question"], "register": self.name,
                "description": self.description}
-        return [{"role": "system", "content": self.render("system.j2", **ctx)},
-                {"role": "user", "content": self.render(f"user_{task}.j2", **ctx)}]
+        user = self.render(f"user_{task}.j2", **ctx)
+        extra = [iv["instruction"] for iv in self.interventions if iv.get("task") == task and iv.get("instruction")]
+        if extra:
+            user += "\n\nAlso, in your solution:\n" + "\n".join(f"- {x}" for x in extra)
+        return [{"role": "system", "content": self.render("system.j2", **ctx)}, {"role": "user", "content": user}]
 
     def reference(self, task: str, solution: dict) -> str:
-        return self.render(f"render_{task}.j2", task=task, **solution)
+        text = self.render(f"render_{task}.j2", task=task, slot=self._slot_fn(task, solution), **solution)
+        if _EMPTY_SLOT not in text:
+            return text
+        lines = [ln for ln in text.split("\n") if ln.replace(_EMPTY_SLOT, "").strip() or _EMPTY_SLOT not in ln]
+        return "\n".join(lines).replace(_EMPTY_SLOT, "").strip()
+
+    def _slot_fn(self, task: str, solution: dict):
+        """slot(name, lead='', trail='', **vars): the fragments of the interventions at that slot, rendered with the
+        solution and the loop's vars (h and i for a hop, s and i for a step); empty ones are left out."""
+        frags = [iv for iv in self.interventions if iv.get("task") == task and iv.get("render")]
+
+        def slot(name: str, lead: str = "", trail: str = "", **local) -> str:
+            parts = []
+            for iv in (f for f in frags if f["slot"] == name):
+                try:
+                    t = self.templates.env.from_string(iv["render"]).render(**solution, **local).strip()
+                except TemplateError as e:
+                    raise InputError(f"intervention '{iv['id']}': template error: {e}",
+                                     str(self.folder / "register.yaml"), None, "interventions") from None
+                if t:
+                    parts.append(t)
+            if not parts:
+                return _EMPTY_SLOT
+            return lead + (" " if lead or trail else "\n").join(parts) + trail
+        return slot
 
 
 def _template_line(exc: Exception, path: Path) -> int | None:
@@ -117,7 +159,7 @@ def load_register(folder: str | Path) -> Register:
     if not (folder / "system.j2").exists():
         raise InputError("register has no system.j2", str(folder / "system.j2"))
     reg = Register(str(meta.get("name", folder.name)), str(meta.get("description", "")), folder,
-                   meta.get("compliance") or {})
+                   meta.get("compliance") or {}, meta.get("refined_from"), meta.get("interventions") or [])
     # compile every template now, so a syntax error surfaces before any work is done
     for p in reg.template_files():
         try:

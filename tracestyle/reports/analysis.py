@@ -87,6 +87,18 @@ def _majority(seeds: list[list[bool]]) -> list[bool]:
     return list(arr.mean(axis=0) >= 0.5)
 
 
+def paired(a: list[list[bool]], b: list[list[bool]]) -> dict:
+    """Two cells on the same problems (per seed, per problem): accuracies, b - a with its paired CI, Cohen's h,
+    McNemar on the per-problem majority over seeds."""
+    m = mcnemar(_majority(a), _majority(b))
+    n = len(a[0]) if a else 0
+    diff, lo, hi = paired_diff_ci([float(x) for x in np.mean(a, axis=0)], [float(x) for x in np.mean(b, axis=0)])
+    pa, pb = float(np.mean(a)), float(np.mean(b))
+    return {"acc_a": pa, "acc_b": pb, "diff": diff, "ci_low": lo, "ci_high": hi, "cohen_h": cohen_h(pa, pb),
+            "a_only": m["a_only"], "b_only": m["b_only"], "p": m["p_value"], "n": n,
+            "discordant": (m["a_only"] + m["b_only"]) / max(1, n)}
+
+
 def comparisons(data: dict) -> list[dict]:
     """Per student: every condition against the base model, every pair of clean registers, and each corrupted or
     mixed condition against the clean register(s) it is built from, on the same problems. p-values are
@@ -103,15 +115,7 @@ def comparisons(data: dict) -> list[dict]:
         for a, b in pairs:
             if (s, a) not in agg or (s, b) not in agg:
                 continue
-            va, vb = _majority(agg[(s, a)]), _majority(agg[(s, b)])
-            m = mcnemar(va, vb)
-            n = len(va)
-            diff, lo, hi = paired_diff_ci([float(x) for x in np.mean(agg[(s, a)], axis=0)],
-                                          [float(x) for x in np.mean(agg[(s, b)], axis=0)])
-            pa, pb = float(np.mean(agg[(s, a)])), float(np.mean(agg[(s, b)]))
-            rows.append({"student": s, "a": a, "b": b, "acc_a": pa, "acc_b": pb, "diff": diff, "ci_low": lo,
-                         "ci_high": hi, "cohen_h": cohen_h(pa, pb), "a_only": m["a_only"], "b_only": m["b_only"],
-                         "p": m["p_value"], "n": n, "discordant": (m["a_only"] + m["b_only"]) / max(1, n)})
+            rows.append({"student": s, "a": a, "b": b, **paired(agg[(s, a)], agg[(s, b)])})
         for r, adj in zip(rows, holm([r["p"] for r in rows])):
             r["p_holm"] = adj
             # the strictest level Holm applies (its first step): the honest yardstick for "no difference"

@@ -17,6 +17,7 @@ from tracestyle.layout import eval_dir
 from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
+from tracestyle.reports.refine_table import refine_rows, refine_summary
 from tracestyle.reports.rl_tables import reward_curves, rl_rows, transfer_rows
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
@@ -50,6 +51,17 @@ def build_sections(run: Path) -> dict:
         rows.append(row)
     tables.append(_table("accuracy", "Accuracy by student size x register (95% bootstrap CI over problems and seeds)",
                          ["student"] + cols, rows))
+    refine = refine_rows(run)
+    if refine:
+        tables.append(_table(
+            "refine", "Refinement rounds: the register revised from each student's own failures",
+            ["student", "round", "register version", "what changed (for which failure category)",
+             "accuracy [95% CI]", "vs previous round [95% CI], p (Holm)", "vs round 0 [95% CI], p (Holm)",
+             "targeted failures (before → after)", "other category that rose most", "NLL before training (change)",
+             "tokens trained on", "status"], refine,
+            " ".join(refine_summary(run)) + " Each round trains on the same token budget as round 0 and is evaluated "
+            "on the same held-out problems; NLL is the untrained student's mean per token on the version's traces "
+            "(lower: closer to what it already finds likely). Failure counts are averaged over seeds."))
     comps = analysis.comparisons(data)
     tables.append(_table(
         "comparisons", "Paired comparisons on the same problems (McNemar; p Holm-corrected per student)",

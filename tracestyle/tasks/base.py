@@ -42,6 +42,11 @@ class Task:
         text and a record of the change, or None where it does not apply."""
         return None
 
+    # every category failure_category can return (refine's interventions are checked against them)
+    failure_categories: tuple[str, ...] = ("loop_degeneration", "no_answer", "arithmetic_error", "answer_overwriting",
+                                           "relation_inversion", "aggregation_error", "forgotten_premise",
+                                           "dropped_intermediate", "operation_omission")
+
     def failure_category(self, row: dict, problem: dict) -> str:
         """The rule-based failure category of an evaluated row ("correct" when right); by default the categories of
         arithmetic word problems (tasks/math_taxonomy.py)."""

@@ -10,7 +10,7 @@ KG_CONNECTIVES = ["Following the first link", "Then", "After that", "Next", "Bey
 
 def kg_solution(problem: dict) -> dict:
     hops = [{"head": h["from"], "phrase": h["phrase"], "tail": h["to"], "relation": h["relation"],
-             "inverse": h["inverse"]} for h in problem["path"]]
+             "inverse": h["inverse"], "fact": _fact_of(problem, h)} for h in problem["path"]]
     inv = []
     for h in hops:
         if h["inverse"] and h["phrase"] not in inv:
@@ -24,3 +24,14 @@ def kg_solution(problem: dict) -> dict:
             "start_type": problem["start_type"].replace("_", " "), "hops": hops, "inverse_phrases": inv,
             "answer": problem["answer_entity"], "answer_type": answer_type, "a_answer_type": with_article(answer_type),
             "final": final, "mc": problem.get("mc", False), "connectives": conn}
+
+
+def _fact_of(problem: dict, hop: dict) -> str | None:
+    """The given fact a hop uses (open-book questions list them), written as the question wrote it; None when the
+    question gives no facts (closed book) or none names both ends."""
+    a, b = hop["from"].lower(), hop["to"].lower()
+    for f in problem.get("facts") or []:
+        low = f.lower()
+        if a in low and b in low:
+            return f.strip()
+    return None
