@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from tracestyle.ablations.refine_config import RefineConfig
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
@@ -213,8 +214,6 @@ class GridSpec:
             self._validate_refine(bad)
 
     def _validate_refine(self, bad) -> None:
-        from tracestyle.ablations.refine import RefineConfig
-
         rc = RefineConfig.parse(self.refine, bad)
         if rc.start is not None:
             try:
