@@ -1,4 +1,4 @@
-"""Soak through the openai teacher against the real local server: no lost rows, steady memory. CI sends 1,000
+"""Soak through the openai teacher against the real local server: no lost rows, steady memory. CI sends 500
 requests; `make nightly` sends 5,000."""
 
 import resource
@@ -11,7 +11,7 @@ from tracestyle.curate.teachers.openai_client import Job, OpenAIConfig, OpenAITe
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("N", [1000, pytest.param(5000, marks=pytest.mark.nightly)])
+@pytest.mark.parametrize("N", [500, pytest.param(5000, marks=pytest.mark.nightly)])
 def test_soak(tmp_path, llama_server, record_property, N):
     proc = psutil.Process()
     samples = []
