@@ -121,6 +121,36 @@ def test_trl_sees_the_prompt_evaluation_builds(tmp_path):
         assert tok.eos_token_id in stop_ids(tok, fmt)
 
 
+def test_rollout_choice_and_trls_vllm_arguments(tmp_path, monkeypatch):
+    """Who writes the rollouts: transformers on this CPU; vLLM through TRL only where it can run, with evaluation's
+    stop tokens; the arguments are TRL's own (GRPOConfig accepts them)."""
+    from trl import GRPOConfig
+
+    from tracestyle.errors import MissingExtraError
+    from tracestyle.rl import grpo
+    from tracestyle.rl.grpo import RLConfig, rollout_args
+
+    assert rollout_args(RLConfig(), "cpu", [2]) == ("transformers", {})
+    with pytest.raises(InputError, match="--rollouts transformers"):
+        rollout_args(RLConfig(rollouts="vllm"), "cpu", [2])
+    who, args = rollout_args(RLConfig(vllm_server="http://127.0.0.1:8000"), "cpu", [2, 7])
+    assert who == "vllm (server)" and args["vllm_mode"] == "server"
+    assert args["generation_kwargs"] == {"stop_token_ids": [2, 7]}
+    monkeypatch.setattr(grpo, "_vllm_importable", lambda: False)
+    assert rollout_args(RLConfig(), "cuda", [2])[0] == "transformers"
+    with pytest.raises(MissingExtraError, match=r"tracestyle\[vllm\]"):
+        rollout_args(RLConfig(rollouts="vllm"), "cuda", [2])
+    monkeypatch.setattr(grpo, "_vllm_importable", lambda: True)
+    who, args = rollout_args(RLConfig(), "cuda", [2])
+    assert who == "vllm (colocate)" and args["vllm_gpu_memory_utilization"] == 0.3
+    for a in (args, rollout_args(RLConfig(vllm_server="http://h:1"), "cpu", [2])[1]):
+        cfg = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2,
+                         per_device_train_batch_size=2, report_to=[], **a)
+        assert cfg.use_vllm and cfg.generation_kwargs == {"stop_token_ids": [2]}
+    with pytest.raises(InputError, match="rollouts"):
+        rollout_args(RLConfig(rollouts="fast"), "cpu", [2])
+
+
 @pytest.mark.slow
 def test_two_step_rl_end_to_end_then_eval_and_rerun(tmp_path, kg_problems):
     train = _problems_file(tmp_path, kg_problems)

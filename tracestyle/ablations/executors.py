@@ -80,7 +80,7 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
                       prompts_per_step=spec.rl_prompts_per_step, max_new_tokens=spec.rl_max_new_tokens,
                       temperature=spec.rl_temperature, lr=spec.rl_lr, beta=spec.rl_beta, init_adapter=job["init"],
                       register=job.get("start_register"), registers_dir=spec.registers_dir,
-                      solvable_k=spec.rl_solvable_k, save_every=max(1, spec.rl_steps // 4))
+                      solvable_k=spec.rl_solvable_k, save_every=max(1, spec.rl_steps // 4), rollouts=spec.rl_rollouts)
         return {**run_rl(job["problems"], cfg, job["out"], rl, progress=progress), "worker_pid": os.getpid()}
     if job["kind"] == "train":
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None

@@ -44,6 +44,7 @@ class GridSpec:
     rl_beta: float = 0.0
     rl_temperature: float = 1.0
     rl_solvable_k: int = 0
+    rl_rollouts: str = "auto"           # transformers | vllm (through TRL, colocated on a GPU) | auto
     # evaluation sets the students never trained on, each against the base model:
     # [{name: world, task: kg, kg: world}, {name: family, task: reasoning_gym, rg_dataset: family_relationships}]
     transfer: list[dict] = field(default_factory=list)
@@ -254,6 +255,8 @@ class GridSpec:
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(k, f"must be a positive integer, got {v!r}")
+        if self.rl_rollouts not in ("auto", "transformers", "vllm"):
+            bad("rl_rollouts", f"must be auto, transformers or vllm, got {self.rl_rollouts!r}")
         if self.rl_generations < 2:
             bad("rl_generations", "GRPO compares completions within a group: at least 2")
         if not isinstance(self.rl_solvable_k, int) or self.rl_solvable_k < 0 or self.rl_solvable_k == 1:

@@ -56,15 +56,16 @@ def cmd_rl(args) -> int:
                   temperature=args.temperature, top_p=args.top_p, lr=args.lr or RLConfig.lr, beta=args.beta,
                   init_adapter=args.init_adapter, register=args.register, registers_dir=args.registers_dir,
                   solvable_k=args.solvable_k, threads=args.threads, save_every=args.save_every or RLConfig.save_every,
-                  kg=args.kg, allow_eval_leak=args.allow_eval_leak)
+                  kg=args.kg, allow_eval_leak=args.allow_eval_leak, rollouts=args.rollouts,
+                  vllm_server=args.vllm_server)
     res = run_rl(args.problems, cfg, args.out, rl, progress=stage_progress(f"rl {args.student}", args.quiet))
     if res.get("skipped"):
         print(f"{args.out}: complete (manifest matches); nothing to do")
         return 0
     print_table("rl (GRPO)", ["steps", "problems", "reward first", "reward last", "zero-spread groups", "seconds",
-                              "threads", "precision"],
+                              "threads", "precision", "rollouts"],
                 [[res["steps"], res["problems"], res["reward_first"], res["reward_last"], res["zero_spread_share"],
-                  res["seconds"], res["threads"], res["precision"]]])
+                  res["seconds"], res["threads"], res["precision"], res["rollouts"]]])
     return 0
 
 
@@ -155,6 +156,10 @@ def add_commands(sub) -> None:
                    help="keep only problems the starting model solves in some but not all of K samples (0: off)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: every core; bench/rl_step.py measures 1 against all here)")
+    p.add_argument("--rollouts", default="auto", choices=["auto", "transformers", "vllm"],
+                   help="who writes the completions: vLLM through TRL (colocated on the GPU, or --vllm-server) or "
+                        "transformers; auto: vLLM where it is installed beside a GPU")
+    p.add_argument("--vllm-server", default=None, help="a `trl vllm-serve` server's URL for the rollouts")
     add_kg_arg(p)
     _add_train_args(p)
     p.set_defaults(fn=cmd_rl)

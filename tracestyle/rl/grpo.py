@@ -51,6 +51,11 @@ class RLConfig:
     save_every: int = 10
     kg: str | None = None
     allow_eval_leak: bool = False
+    # who writes the rollouts: transformers' generate, or vLLM through TRL (colocated on the training GPU, or a
+    # `trl vllm-serve` server at vllm_server); auto: vLLM where it is installed beside a GPU, else transformers
+    rollouts: str = "auto"
+    vllm_server: str | None = None
+    vllm_memory: float = 0.3            # colocated vLLM's share of GPU memory
 
 
 # TRL's log keys -> metrics.jsonl's (the per-reward keys "rewards/<name>/mean|std" are kept as they are)
@@ -149,6 +154,34 @@ def _metrics_callback(path: Path, total: int, progress, t0: float):
     return Metrics()
 
 
+def _vllm_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def rollout_args(rl: RLConfig, device: str, stops: list[int]) -> tuple[str, dict]:
+    """(who writes the rollouts, GRPOConfig arguments for it). vLLM stops at evaluation's stop tokens like generate
+    does; completions are ended and scored by the same rules either way (trl_reward)."""
+    mode = rl.rollouts
+    if mode not in ("auto", "transformers", "vllm"):
+        raise InputError(f"rollouts must be auto, transformers or vllm, got {mode!r}", field="rollouts")
+    if mode == "auto":
+        mode = "vllm" if rl.vllm_server or (device == "cuda" and _vllm_importable()) else "transformers"
+    if mode == "transformers":
+        return mode, {}
+    vllm = {"use_vllm": True, "generation_kwargs": {"stop_token_ids": list(stops)}}
+    if rl.vllm_server:
+        return "vllm (server)", {**vllm, "vllm_mode": "server", "vllm_server_base_url": rl.vllm_server}
+    if device != "cuda":
+        raise InputError("vLLM rollouts through TRL run colocated on the training GPU, or on a `trl vllm-serve` "
+                         "server (--vllm-server URL); this machine trains on the CPU: use --rollouts transformers",
+                         field="rollouts")
+    if not _vllm_importable():
+        raise MissingExtraError("vllm", "vllm")
+    return "vllm (colocate)", {**vllm, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": rl.vllm_memory}
+
+
 def rl_conf(cfg: TrainConfig, rl: RLConfig) -> dict:
     return {**cfg.to_dict(), **{f"rl_{k}": v for k, v in asdict(rl).items()}}
 
@@ -202,6 +235,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     funcs = [trl_reward(n, fn, tok=tok, fmt=fmt, stops=stops, max_new=rl.max_new_tokens, rules=rules)
              for n, _, fn in rewards]
     bf16 = cfg.dtype == "bfloat16"
+    rollouts, vllm_args = rollout_args(rl, device, stops)
     args = GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=rl.steps, learning_rate=rl.lr, beta=rl.beta,
         per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, gradient_accumulation_steps=1,
@@ -210,7 +244,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
         save_steps=rl.save_every, save_total_limit=1, report_to=[], seed=cfg.seed, bf16=bf16, fp16=False,
         use_cpu=device == "cpu", gradient_checkpointing=False, disable_tqdm=True, remove_unused_columns=False,
         warmup_steps=max(0, int(cfg.warmup_ratio * rl.steps)), lr_scheduler_type="linear", max_grad_norm=1.0,
-        dataloader_num_workers=0, log_completions=False)
+        dataloader_num_workers=0, log_completions=False, **vllm_args)
     ck = _latest(out / "checkpoints")
     metrics = out / "metrics.jsonl"
     trim_metrics(metrics, int(ck.name.split("-")[1]) if ck else 0)
@@ -228,7 +262,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()] if metrics.exists() else []
     zero = [r["zero_spread_groups"] for r in rows if "zero_spread_groups" in r]
     res = {"steps": rl.steps, "problems": len(problems), "seconds": round(elapsed, 2), "device": device,
-           "precision": cfg.dtype, "threads": threads, "rewards": [[n, w] for n, w, _ in rewards],
+           "precision": cfg.dtype, "threads": threads, "rollouts": rollouts, "rewards": [[n, w] for n, w, _ in rewards],
            "reward_first": rows[0].get("reward") if rows else None, "reward_last": rows[-1].get("reward") if rows else None,
            "zero_spread_share": round(sum(zero) / len(zero), 4) if zero else None, "solvable_filter": filt}
     write_manifest(out, "rl", conf, inputs, res, started=t0, extra={"eval_leak": rl.allow_eval_leak})
