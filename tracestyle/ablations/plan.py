@@ -129,6 +129,8 @@ def plan(spec: GridSpec) -> tuple[list[dict], list[str]]:
                          micro_tokens=spec.rl_prompts_per_step * spec.rl_generations *
                          (PROMPT_TOKENS + spec.rl_max_new_tokens), checkpointing=False, params=pre.params)
         trained = len(spec.conditions()) * len(spec.seeds) if spec.sft_trained() else 0
+        if spec.refine is not None:     # at most: round 0 and every later round, one register version each
+            trained = (1 + (spec.refine.get("rounds", 3))) * len(spec.seeds)
         n_rl = len(spec.rl_conditions()) * len(spec.seeds)
         count = {"train": trained, "rl": n_rl, "eval": (trained + n_rl + 1) * (1 + len(spec.transfer))}
         for stage, b in (("train", tb), ("rl", rb), ("eval", eb)):
