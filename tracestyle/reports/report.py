@@ -56,7 +56,7 @@ def build_sections(run: Path) -> dict:
         tables.append(_table(
             "refine", "Refinement rounds: the register revised from each student's own failures",
             ["student", "round", "register version", "what changed (for which failure category)",
-             "accuracy [95% CI]", "vs previous round [95% CI], p (Holm)", "vs round 0 [95% CI], p (Holm)",
+             "accuracy [95% CI]", "vs the version it revised [95% CI], p (Holm)", "vs round 0 [95% CI], p (Holm)",
              "targeted failures (before → after)", "other category that rose most", "NLL before training (change)",
              "tokens trained on", "status"], refine,
             " ".join(refine_summary(run)) + " Each round trains on the same token budget as round 0 and is evaluated "
