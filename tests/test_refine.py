@@ -118,7 +118,7 @@ teacher: template
 train_hops: [1, 3]
 eval_hops: [1, 3]
 train_n: 24
-eval_n: 16
+eval_n: 12
 batch_size: 4
 nll_sample: 4
 eval_max_new_tokens: 64
@@ -146,7 +146,7 @@ def test_refine_round_trains_matched_reports_and_reruns_nothing(tmp_path):
     tok = json.loads((out / "data" / "tokens.json").read_text())
     assert r0["tokens"] == tok["budget"] and abs(r1["tokens"] - tok["budget"]) <= 0.01 * tok["budget"]
     assert r1["rows"] < r0["rows"] and r0["nll"] > 0 and r1["nll_change"] is not None
-    assert r1["vs_round0"]["n"] == 16 and r1["status"] in ("better", "not better")
+    assert r1["vs_round0"]["n"] == 12 and r1["status"] in ("better", "not better")
     assert sum(x["best"] for x in rounds) == 1
     version = out / "registers" / r1["register"]
     assert "chosen for smollm2-135m" in (version / "NOTE.md").read_text()
@@ -174,6 +174,7 @@ def test_bad_refine_specs(tmp_path):
         (SPEC.replace("stop: never", "stop: sometimes"), "field 'refine': stop must be not_better or never"),
         (SPEC.replace("stop: never", "rounds_max: 2"), "field 'refine': unknown key(s) ['rounds_max']"),
         (SPEC + "corruption: [shuffle_steps]\n", "field 'corruption': a refine run"),
+        (SPEC + "filters: [correct, judge]\n", "field 'filters': must be a non-empty list of"),
     ]:
         spec.write_text(body)
         r = run_cli("refine", str(spec), "--out", str(tmp_path / "o"))
@@ -183,23 +184,25 @@ def test_bad_refine_specs(tmp_path):
 
 @pytest.mark.slow
 def test_refine_one_round_with_the_local_llama_teacher(tmp_path, llama_server):
-    """The same loop with an OpenAI-compatible teacher: round 1's prompts carry the intervention's instruction."""
+    """The same loop with an OpenAI-compatible teacher: round 1's prompts carry the intervention's instruction.
+    The bundled 135M model is no teacher (measured: 0 of 48 of its KG traces right, most without an answer line), so
+    this run keeps its traces whatever their answer (`filters: [length, dedup]`): it tests the loop and the server,
+    not what such traces teach."""
     spec = tmp_path / "refine.yaml"
     teacher = (f"teacher: {{kind: openai, base_url: '{llama_server['base_url']}', model: smollm2, temperature: 0.7, "
-               "k: 2, max_tokens: 96, concurrency: 4}\n")
+               "k: 2, max_tokens: 64, concurrency: 4}\nfilters: [length, dedup]\n")
     spec.write_text(SPEC.replace("teacher: template\n", teacher).replace("train_hops: [1, 3]", "train_hops: [1, 1]")
+                    .replace("train_n: 24", "train_n: 12").replace("eval_n: 12", "eval_n: 8")
                     .replace("refine: {rounds: 1, stop: never}", "refine: {rounds: 1, stop: never, min_kept_share: 0}"))
     out = tmp_path / "run"
     r = run_cli("refine", str(spec), "--out", str(out))
     assert r.returncode == 0, r.stderr
     rounds = json.loads((out / "cells" / "smollm2-135m" / "refine" / "rounds.json").read_text())["rounds"]
-    assert rounds[0]["generated"] == 24 * 2
-    if len(rounds) == 1:        # nothing failed in a way an intervention addresses: said, not hidden
-        assert rounds[0]["stop"]
-        return
+    assert rounds[0]["generated"] == 12 * 2 and rounds[0]["kept"] > 0
+    assert len(rounds) == 2, rounds[-1].get("stop")
     v = rounds[1]["register"]
     gen = json.loads((out / "gen" / v / "manifest.json").read_text())
-    assert gen["config"]["teacher"] == "openai" and gen["counts"]["rows"] == 24 * 2
+    assert gen["config"]["teacher"] == "openai" and gen["counts"]["rows"] == 12 * 2
     iv = load_interventions("kg")[rounds[1]["added"][0]["id"]]
     reg = load_registers([v], out / "registers")[v]
     assert iv.instruction["default"] in reg.teacher_messages("kg", json.loads(

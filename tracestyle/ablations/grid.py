@@ -238,7 +238,7 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     kind, ocfg = spec.teacher_config()
     generate(train_problems, registers, out / "gen", Teacher(kind, ocfg), inputs=[tr], quiet=quiet)
     curate(out / "gen" / "traces.jsonl", out / "curated",
-           CurateConfig(task=spec.task, filters=FILTERS, registers=registers, eval_path=ev), quiet=True)
+           CurateConfig(task=spec.task, filters=spec.filters or FILTERS, registers=registers, eval_path=ev), quiet=True)
     data = register_data(spec, out, out / "curated" / "kept.jsonl")
     if spec.eval_max_new_tokens == "auto":
         longest = json.loads((out / "data" / "tokens.json").read_text()).get("longest_trace_tokens") or 128

@@ -126,7 +126,8 @@ def _prepare(run: _Run, reg: Register) -> dict:
              quiet=True)
     cdir = out / "curated" / reg.name
     curate(out / "gen" / reg.name / "traces.jsonl", cdir,
-           CurateConfig(task=spec.task, filters=FILTERS, registers={reg.name: reg}, eval_path=run.eval_path), quiet=True)
+           CurateConfig(task=spec.task, filters=spec.filters or FILTERS, registers={reg.name: reg},
+                        eval_path=run.eval_path), quiet=True)
     rows = [strip_meta(r) for r in read_jsonl(cdir / "kept.jsonl", allow_empty=True)]
     dropped = read_jsonl(cdir / "dropped.jsonl", allow_empty=True) if (cdir / "dropped.jsonl").exists() else []
     counts = count_tokens_fn(spec.students[0])([r["text"] for r in rows])

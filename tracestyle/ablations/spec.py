@@ -92,6 +92,9 @@ class GridSpec:
     # for `grid --dry-run` on a machine without the GPU: its memory and its sustained bf16 TFLOP/s
     gpu_memory_gb: float | None = None
     gpu_tflops: float | None = None
+    # the curation filters every teacher pass goes through (default: ablations/grid.py FILTERS); drop `correct` to
+    # train on traces whatever their answer (e.g. to ask what wrong-answer traces teach)
+    filters: list[str] | None = None
     # refine a register round by round from the student's failures (tracestyle refine; ablations/refine.py):
     # {rounds, start, per_round, max_nll_increase, stop, significant, alpha, min_kept_share, only}
     refine: dict | None = None
@@ -211,6 +214,13 @@ class GridSpec:
             bad("device", f"must be auto, cpu, cuda or mps, got {self.device!r}")
         if not isinstance(self.nll_sample, int) or self.nll_sample < 0:
             bad("nll_sample", f"must be a non-negative integer, got {self.nll_sample!r}")
+        if self.filters is not None:
+            from tracestyle.curate.filters import FILTERS as KNOWN
+
+            # the judge and decontam filters need what only `tracestyle curate` configures
+            usable = [f for f in KNOWN.names() if f not in ("judge", "decontam")]
+            if not isinstance(self.filters, list) or not self.filters or any(f not in usable for f in self.filters):
+                bad("filters", f"must be a non-empty list of {', '.join(usable)}, got {self.filters!r}")
         if self.refine is not None:
             self._validate_refine(bad)
 
