@@ -102,11 +102,12 @@ class Register:
     def teacher_messages(self, task: str, problem: dict) -> list[dict]:
         ctx = {"task": task, "problem": problem, "question": problem["question"], "register": self.name,
                "description": self.description}
+        system = self.render("system.j2", **ctx)      # first: its errors are reported first
         user = self.render(f"user_{task}.j2", **ctx)
         extra = [iv["instruction"] for iv in self.interventions if iv.get("task") == task and iv.get("instruction")]
         if extra:
             user += "\n\nAlso, in your solution:\n" + "\n".join(f"- {x}" for x in extra)
-        return [{"role": "system", "content": self.render("system.j2", **ctx)}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def reference(self, task: str, solution: dict) -> str:
         text = self.render(f"render_{task}.j2", task=task, slot=self._slot_fn(task, solution), **solution)
