@@ -3,6 +3,7 @@ template teacher and with a real OpenAI-compatible teacher (the local llama.cpp 
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -148,6 +149,9 @@ def test_refine_round_trains_matched_reports_and_reruns_nothing(tmp_path):
     assert r1["rows"] < r0["rows"] and r0["nll"] > 0 and r1["nll_change"] is not None
     assert r1["vs_round0"]["n"] == 12 and r1["status"] in ("better", "not better")
     assert sum(x["best"] for x in rounds) == 1
+    best = json.loads((out / "cells" / "smollm2-135m" / "refine" / "best.json").read_text())
+    assert best["register"] == next(x for x in rounds if x["best"])["register"]
+    assert (Path(best["register_folder"]) / "register.yaml").exists() and Path(best["adapter"]).is_dir()
     version = out / "registers" / r1["register"]
     assert "chosen for smollm2-135m" in (version / "NOTE.md").read_text()
     md = (out / "report.md").read_text()

@@ -284,6 +284,11 @@ def _refine_student(run: _Run, s: str, start: Register, library: dict[str, Inter
     for r in rounds:
         r["best"] = r is best
     _save(out, s, rounds)
+    # the register to use from here on: its folder, and the adapter trained on it (first seed)
+    write_json(safe_refine_dir(out, s) / "best.json",
+               {"student": s, "round": best["round"], "register": best["register"], "accuracy": best["accuracy"],
+                "register_folder": str(out / "registers" / best["register"]),
+                "adapter": str(cell_dir(out, s, best["register"], run.spec.seeds[0]) / "adapter")})
     return rounds
 
 
