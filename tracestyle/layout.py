@@ -32,3 +32,8 @@ def nll_dir(out: Path, student: str, condition: str) -> Path:
 def transfer_dir(out: Path, student: str, condition: str, seed: int, name: str) -> Path:
     """A cell's evaluation on a transfer set (problems of another task or KG it never trained on)."""
     return eval_dir(out, student, condition, seed).parent / "transfer" / name
+
+
+def refine_dir(out: Path, student: str) -> Path:
+    """A refine run's record for one student: rounds.json (every round) and best.json."""
+    return cell_dir(out, student, "refine")

@@ -28,7 +28,7 @@ from tracestyle.curate.stats import count_tokens_fn
 from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_json, write_jsonl
-from tracestyle.layout import cell_dir, eval_dir, nll_dir
+from tracestyle.layout import cell_dir, eval_dir, nll_dir, refine_dir
 from tracestyle.precision import cpu_facts, describe_cpu, resolve_precision
 from tracestyle.prompts import Register, load_registers
 from tracestyle.prompts.interventions import (
@@ -197,7 +197,7 @@ def _evals(run: _Run, s: str, name: str) -> list[list[dict]]:
             for seed in seeds]
 
 
-def _failures(run: _Run, evals: list[list[dict]], problems: dict) -> dict[str, float]:
+def _failures(evals: list[list[dict]], problems: dict) -> dict[str, float]:
     """Failure counts per category, averaged over seeds."""
     c = Counter(categorize(r, problems[r["problem_id"]]) for rows in evals for r in rows)
     c.pop("correct", None)
@@ -211,7 +211,7 @@ def _vec(evals: list[list[dict]]) -> list[list[bool]]:
 def _refine_student(run: _Run, s: str, start: Register, library: dict[str, Intervention]) -> list[dict]:
     out, rc = run.out, run.rc
     problems = {p["id"]: p for p in read_jsonl(run.eval_path)}
-    base_fail = _failures(run, _evals(run, s, "base"), problems)
+    base_fail = _failures(_evals(run, s, "base"), problems)
     teacher = "template" if run.spec.teacher_config()[0] == "template" else "llm"
     info = _prepare(run, start)
     nll0 = _nll(run, s, start, info)
@@ -285,7 +285,7 @@ def _refine_student(run: _Run, s: str, start: Register, library: dict[str, Inter
         r["best"] = r is best
     _save(out, s, rounds)
     # the register to use from here on: its folder, and the adapter trained on it (first seed)
-    write_json(safe_refine_dir(out, s) / "best.json",
+    write_json(refine_dir(out, s) / "best.json",
                {"student": s, "round": best["round"], "register": best["register"], "accuracy": best["accuracy"],
                 "register_folder": str(out / "registers" / best["register"]),
                 "adapter": str(cell_dir(out, s, best["register"], run.spec.seeds[0]) / "adapter")})
@@ -332,7 +332,7 @@ def _record(run: _Run, s: str, k: int, reg: Register, parent: Register | None, c
     rec = {"student": s, "round": k, "register": reg.name, "version": reg.version,
            "parent": parent.name if parent else None,
            "added": [{"id": c["id"], "change": c["change"], "for": c["for"]} for c in chosen],
-           "targets": targets, "accuracy": acc, "ci": [lo, hi], "failures": _failures(run, ev, problems),
+           "targets": targets, "accuracy": acc, "ci": [lo, hi], "failures": _failures(ev, problems),
            "nll": nll, "nll_change": None if nll is None or prev_nll is None else nll - prev_nll,
            "tokens": info["tokens"], "rows": info["rows"], "kept": info["kept"], "generated": info["generated"],
            "within_budget": info["within"], "refused": refused, "status": "round 0"}
@@ -347,8 +347,4 @@ def _record(run: _Run, s: str, k: int, reg: Register, parent: Register | None, c
 
 
 def _save(out: Path, student: str, rounds: list[dict]) -> None:
-    write_json(safe_refine_dir(out, student) / "rounds.json", {"student": student, "rounds": rounds})
-
-
-def safe_refine_dir(out: Path, student: str) -> Path:
-    return cell_dir(out, student, "refine")
+    write_json(refine_dir(out, student) / "rounds.json", {"student": student, "rounds": rounds})

@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tracestyle.layout import refine_dir
 from tracestyle.reports.stats import holm
 
 
 def refine_rounds(run: Path) -> dict[str, list[dict]]:
+    students = json.loads((run / "spec.json").read_text())["students"]
     out = {}
-    for p in sorted(run.glob("cells/*/refine/rounds.json")):
-        d = json.loads(p.read_text())
-        out[d["student"]] = d["rounds"]
+    for s in students:
+        p = refine_dir(run, s) / "rounds.json"
+        if p.exists():
+            out[s] = json.loads(p.read_text())["rounds"]
     return out
 
 
