@@ -148,18 +148,19 @@ def test_mlx_trains_and_evaluates_for_real(tmp_path):
     ok(run_cli("problems", "--task", "kg", "--split", "train", "--n", "8", "--out", str(tmp_path / "p.jsonl")))
     ok(run_cli("problems", "--task", "kg", "--split", "eval", "--n", "2", "--out", str(tmp_path / "e.jsonl")))
     ok(run_cli("generate", "--problems", str(tmp_path / "p.jsonl"), "--registers", "normal", "--out", str(tmp_path / "g")))
+    # batches of one row: mlx's CPU backend runs a 160-token row in ~20 s here (its matrix products: ~5 GFLOP/s)
     ok(run_cli("train", "--data", str(tmp_path / "g" / "traces.jsonl"), "--backend", "mlx", "--steps", "2",
-               "--batch-size", "2", "--max-length", "160", "--out", str(tmp_path / "a")))
+               "--batch-size", "1", "--max-length", "160", "--out", str(tmp_path / "a")))
     assert (tmp_path / "a" / "adapters.safetensors").exists()
     metrics = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert len(losses) == 2 and all(0 < x < 20 for x in losses), metrics
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert man["counts"]["device"].startswith("mlx") and man["counts"]["examples"] == 6
+    assert man["counts"]["device"].startswith("mlx") and man["counts"]["examples"] == 7   # one row validates
     ok(run_cli("eval", "--adapter", str(tmp_path / "a"), "--backend", "mlx", "--problems", str(tmp_path / "e.jsonl"),
-               "--max-new-tokens", "12", "--out", str(tmp_path / "ev")))
+               "--max-new-tokens", "12", "--limit", "1", "--out", str(tmp_path / "ev")))
     rows = [json.loads(x) for x in (tmp_path / "ev" / "eval.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r["output"].strip() and isinstance(r["correct"], bool) for r in rows)
+    assert len(rows) == 1 and all(r["output"].strip() and isinstance(r["correct"], bool) for r in rows)
     outs = {}
     for backend in ("mlx", "hf"):
         ok(run_cli("eval", "--student", "smollm2-135m", "--backend", backend, "--problems", str(tmp_path / "e.jsonl"),

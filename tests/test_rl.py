@@ -151,6 +151,53 @@ def test_rollout_choice_and_trls_vllm_arguments(tmp_path, monkeypatch):
         rollout_args(RLConfig(rollouts="fast"), "cpu", [2])
 
 
+def test_rollout_settings_enter_the_manifest_key_only_for_vllm():
+    """Where the rollouts run is part of what a run is (vLLM samples differently), but a transformers run keeps the
+    key it had before vLLM rollouts existed, so an older finished run is not redone."""
+    from tracestyle.distill.config import TrainConfig
+    from tracestyle.rl.grpo import RLConfig, rl_conf
+
+    cfg = TrainConfig(student="smollm2-135m")
+    plain = rl_conf(cfg, RLConfig())
+    assert not any(k in plain for k in ("rl_rollouts", "rl_vllm_server", "rl_vllm_memory"))
+    assert rl_conf(cfg, RLConfig(rollouts="transformers", vllm_memory=0.5)) == plain
+    served = rl_conf(cfg, RLConfig(vllm_server="http://h:1"), "vllm (server)")
+    assert served["rl_rollouts"] == "vllm (server)" and served["rl_vllm_server"] == "http://h:1"
+    assert {k: v for k, v in served.items() if not k.startswith(("rl_rollouts", "rl_vllm"))} == plain
+
+
+def test_rl_threads_chosen_by_a_probe_cached_per_machine(tmp_path, monkeypatch):
+    """On a CPU the step's threads are the faster of 1 and every core, timed once (a sampled rollout and its
+    backward pass) and kept; the probe leaves the RNG where it was, so samples do not depend on the cache."""
+    import torch
+
+    from tracestyle.distill.config import TrainConfig
+    from tracestyle.distill.models import load_tokenizer
+    from tracestyle.distill.sft_hf import build_model
+    from tracestyle.rl import thread_choice
+
+    monkeypatch.setattr(thread_choice, "_file", lambda: tmp_path / "rl_threads.json")
+    monkeypatch.setattr(thread_choice, "PROBE_TOKENS", 4)
+    model = build_model(TrainConfig(student="smollm2-135m", dtype="float32"), "cpu")
+    tok = load_tokenizer("smollm2-135m")
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    threads, why = thread_choice.choose_threads(model, tok, "Question: 2+2?", "smollm2-135m", "float32", 2)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(p.grad is None for p in model.parameters())
+    import os
+
+    if (os.cpu_count() or 1) > 1:
+        secs = why["seconds"]
+        assert why["chosen_by"] == "probe" and not why["cached"] and set(secs) == {"1", str(os.cpu_count())}
+        assert threads == int(min(secs, key=secs.get)) and all(v > 0 for v in secs.values())
+        again = thread_choice.choose_threads(model, tok, "Question: 2+2?", "smollm2-135m", "float32", 2)
+        assert again == (threads, {**why, "cached": True})
+        assert "smollm2-135m" in next(iter(json.loads((tmp_path / "rl_threads.json").read_text())))
+    assert thread_choice.choose_threads(model, tok, "q", "smollm2-135m", "float32", 2, requested=1) == (
+        1, {"chosen_by": "requested"})
+
+
 @pytest.mark.slow
 def test_two_step_rl_end_to_end_then_eval_and_rerun(tmp_path, kg_problems):
     train = _problems_file(tmp_path, kg_problems)
@@ -169,6 +216,7 @@ def test_two_step_rl_end_to_end_then_eval_and_rerun(tmp_path, kg_problems):
         assert {"rewards/answer/mean", "rewards/kg_path/mean", "rewards/repetition/mean"} <= set(x)
     man = json.loads((out / "manifest.json").read_text())
     assert man["stage"] == "rl" and man["counts"]["rewards"] == [["answer", 1.0], ["kg_path", 0.5], ["repetition", 0.1]]
+    assert man["counts"]["thread_probe"]["chosen_by"] in ("probe", "one core")
     assert not (out / "checkpoints").exists()
     r = run_cli(*args)
     assert r.returncode == 0 and "nothing to do" in r.stdout
@@ -244,8 +292,11 @@ def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
     assert sj["conditions"] == ["normal", "normal@ans", "base@cold"]
     md = (out / "report.md").read_text()
     for title in ("GRPO cells: reward during training", "GRPO against where it started",
-                  "Transfer: accuracy on tasks the students never trained on"):
+                  "Transfer: accuracy on tasks the students never trained on", "GRPO reward curves"):
         assert title in md, title
+    # the curve in text: one mean per step here (2 steps), for each GRPO cell
+    curve = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@ans | 0 | weighted sum |")]
+    assert len(curve) == 1 and curve[0].count("→") == 1, curve
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert any(",normal@ans," in x for x in csv_rows) and any(",base@cold," in x for x in csv_rows)
     assert (out / "cells/smollm2-135m/normal@ans/seed0/rl/adapter_model.safetensors").exists()

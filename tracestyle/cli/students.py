@@ -155,7 +155,8 @@ def add_commands(sub) -> None:
     p.add_argument("--solvable-k", type=int, default=0,
                    help="keep only problems the starting model solves in some but not all of K samples (0: off)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: every core; bench/rl_step.py measures 1 against all here)")
+                   help="torch threads (default on a CPU: the faster of 1 and every core, measured once per machine "
+                        "and cached)")
     p.add_argument("--rollouts", default="auto", choices=["auto", "transformers", "vllm"],
                    help="who writes the completions: vLLM through TRL (colocated on the GPU, or --vllm-server) or "
                         "transformers; auto: vLLM where it is installed beside a GPU")

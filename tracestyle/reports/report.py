@@ -18,7 +18,7 @@ from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.refine_table import refine_rows, refine_summary
-from tracestyle.reports.rl_tables import reward_curves, rl_rows, transfer_rows
+from tracestyle.reports.rl_tables import reward_curve_rows, reward_curves, rl_rows, transfer_rows
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
@@ -133,6 +133,12 @@ def build_sections(run: Path) -> dict:
             "a zero-spread group gave every completion of one problem the same reward: no advantage, no gradient. "
             "A small student that shares one reward across most groups learns little whatever the reward says: "
             "try an SFT warm start (from: sft), partial-credit rewards (kg_path, steps) or rl_solvable_k."))
+        tables.append(_table(
+            "rl_curves", "GRPO reward curves: mean per fifth of the steps",
+            ["student", "condition", "seed", "reward", "mean reward, first → last fifth", "zero-spread groups"],
+            reward_curve_rows(run, spec),
+            "the weighted sum is what GRPO maximised; each reward function's own mean follows where there are "
+            "several. The plot in report.html shows every step."))
     transfer = transfer_rows(run, spec)
     if transfer:
         tables.append(_table(

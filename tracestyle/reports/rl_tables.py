@@ -51,6 +51,27 @@ def rl_rows(run: Path, spec: dict) -> list[list]:
     return out
 
 
+def _bins(rows: list[dict], key: str, bins: int) -> str:
+    """Means of `key` over consecutive slices of the steps, as 'a → b → c' (a curve in a table cell)."""
+    parts = [p for p in np.array_split(np.arange(len(rows)), min(bins, len(rows))) if len(p)]
+    return " → ".join(_f(_mean([rows[i] for i in p], key), ".2f") for p in parts)
+
+
+def reward_curve_rows(run: Path, spec: dict, bins: int = 5) -> list[list]:
+    """The reward curves in text, for report.md: per GRPO cell and reward function, its mean in each fifth of the
+    steps, and the zero-spread share the same way."""
+    out = []
+    for s, c, seed in rl_cells(spec):
+        m = _metrics(run, s, c, seed)
+        if not m:
+            continue
+        names = sorted({k.split("/")[1] for r in m for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+        out.append([s, c, seed, "weighted sum", _bins(m, "reward", bins), _bins(m, "zero_spread_groups", bins)])
+        if len(names) > 1:
+            out += [[s, c, seed, n, _bins(m, f"rewards/{n}/mean", bins), ""] for n in names]
+    return out
+
+
 def reward_curves(run: Path, spec: dict) -> str | None:
     """Mean reward per step (a 5-step moving average) and the zero-spread share, per GRPO cell (first seed)."""
     from tracestyle.reports.plots import _plt, _png

@@ -20,6 +20,7 @@ from tracestyle.distill.sft_hf import build_model, pick_device, trim_metrics
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
+from tracestyle.rl.thread_choice import choose_threads
 from tracestyle.precision import resolve_precision
 from tracestyle.prompts import load_registers
 from tracestyle.rl.rewards import Completion, parse_rewards
@@ -33,7 +34,8 @@ class RLConfig:
     `reward`: "answer,kg_path:0.5"; a step takes `prompts_per_step` problems x `num_generations` completions;
     `beta`: the KL coefficient (0: no reference model, TRL's default); `register`: whose compliance the `format`
     reward checks; `solvable_k`: keep only problems the starting model solves in some but not all of k samples
-    (0: off); `threads`: torch threads (None: every core; bench/rl_step.py measures 1 against all here)."""
+    (0: off); `threads`: torch threads (None: on a CPU the faster of 1 and every core, by a probe cached per machine:
+    rl/thread_choice.py)."""
     reward: str = "answer"
     steps: int = 20
     num_generations: int = 8
@@ -160,30 +162,51 @@ def _vllm_importable() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def rollout_args(rl: RLConfig, device: str, stops: list[int]) -> tuple[str, dict]:
-    """(who writes the rollouts, GRPOConfig arguments for it). vLLM stops at evaluation's stop tokens like generate
-    does; completions are ended and scored by the same rules either way (trl_reward)."""
+def rollout_mode(rl: RLConfig, device: str) -> str:
+    """Who writes the rollouts: "transformers", "vllm (server)" or "vllm (colocate)"; a request this machine cannot
+    serve is an error before anything loads."""
     mode = rl.rollouts
     if mode not in ("auto", "transformers", "vllm"):
         raise InputError(f"rollouts must be auto, transformers or vllm, got {mode!r}", field="rollouts")
     if mode == "auto":
         mode = "vllm" if rl.vllm_server or (device == "cuda" and _vllm_importable()) else "transformers"
     if mode == "transformers":
-        return mode, {}
-    vllm = {"use_vllm": True, "generation_kwargs": {"stop_token_ids": list(stops)}}
+        return mode
     if rl.vllm_server:
-        return "vllm (server)", {**vllm, "vllm_mode": "server", "vllm_server_base_url": rl.vllm_server}
+        return "vllm (server)"
     if device != "cuda":
         raise InputError("vLLM rollouts through TRL run colocated on the training GPU, or on a `trl vllm-serve` "
                          "server (--vllm-server URL); this machine trains on the CPU: use --rollouts transformers",
                          field="rollouts")
     if not _vllm_importable():
         raise MissingExtraError("vllm", "vllm")
-    return "vllm (colocate)", {**vllm, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": rl.vllm_memory}
+    return "vllm (colocate)"
 
 
-def rl_conf(cfg: TrainConfig, rl: RLConfig) -> dict:
-    return {**cfg.to_dict(), **{f"rl_{k}": v for k, v in asdict(rl).items()}}
+def rollout_args(rl: RLConfig, device: str, stops: list[int]) -> tuple[str, dict]:
+    """(who writes the rollouts, GRPOConfig arguments for it). vLLM stops at evaluation's stop tokens like generate
+    does; completions are ended and scored by the same rules either way (trl_reward)."""
+    mode = rollout_mode(rl, device)
+    if mode == "transformers":
+        return mode, {}
+    vllm = {"use_vllm": True, "generation_kwargs": {"stop_token_ids": list(stops)}}
+    if mode == "vllm (server)":
+        return mode, {**vllm, "vllm_mode": "server", "vllm_server_base_url": rl.vllm_server}
+    return mode, {**vllm, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": rl.vllm_memory}
+
+
+# settings that choose where the rollouts run, not what is trained: in the manifest's key only when vLLM writes them,
+# so a run with transformers' rollouts keeps the key it had before vLLM rollouts existed (and is not redone)
+_ROLLOUT_FIELDS = ("rollouts", "vllm_server", "vllm_memory")
+
+
+def rl_conf(cfg: TrainConfig, rl: RLConfig, rollouts: str = "transformers") -> dict:
+    """The manifest's key: the training settings and the RL ones, with who writes the rollouts (resolved) where
+    that is not transformers."""
+    conf = {**cfg.to_dict(), **{f"rl_{k}": v for k, v in asdict(rl).items() if k not in _ROLLOUT_FIELDS}}
+    if rollouts != "transformers":
+        conf.update(rl_rollouts=rollouts, rl_vllm_server=rl.vllm_server, rl_vllm_memory=rl.vllm_memory)
+    return conf
 
 
 def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl: RLConfig | None = None, *,
@@ -202,7 +225,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     rules = _register_rules(rl)
     check_rewards(rewards, problems, rules)
     inputs = [problems_path] + ([weights_file(rl.init_adapter)] if rl.init_adapter else [])
-    conf = rl_conf(cfg, rl)
+    conf = rl_conf(cfg, rl, rollout_mode(rl, device))
     if is_complete(out, conf, inputs):
         return {"skipped": True}
     try:
@@ -211,11 +234,8 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     except ImportError:
         raise MissingExtraError("trl", "trl") from None
     out.mkdir(parents=True, exist_ok=True)
-    # every core by default: measured on an AMD EPYC (AVX512_BF16, 2 cores) a GRPO step of the bundled student took
-    # 22 s at 2 threads and 34 s at 1 (float32; bf16 17 vs 23), though 1 thread was 5x faster on an AMX Xeon
-    # (DESIGN.md): machines differ, so bench/rl_step.py measures it and --threads sets it
-    threads = rl.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    # the solvable filter samples with every core (or the requested count); the step's count is chosen below
+    torch.set_num_threads(rl.threads or os.cpu_count() or 1)
     tok = load_tokenizer(cfg.student)
     fmt = cfg.prompt_format
     filt = None
@@ -232,6 +252,9 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     stops = stop_ids(tok, fmt)
     model.generation_config.eos_token_id = stops
     model.generation_config.pad_token_id = tok.pad_token_id
+    threads, thread_probe = (rl.threads or torch.get_num_threads(), {"chosen_by": "not a CPU"}) if device != "cpu" \
+        else choose_threads(model, tok, ds[0]["prompt"], cfg.student, cfg.dtype, rl.num_generations, rl.threads)
+    torch.set_num_threads(threads)
     funcs = [trl_reward(n, fn, tok=tok, fmt=fmt, stops=stops, max_new=rl.max_new_tokens, rules=rules)
              for n, _, fn in rewards]
     bf16 = cfg.dtype == "bfloat16"
@@ -262,7 +285,8 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
     rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()] if metrics.exists() else []
     zero = [r["zero_spread_groups"] for r in rows if "zero_spread_groups" in r]
     res = {"steps": rl.steps, "problems": len(problems), "seconds": round(elapsed, 2), "device": device,
-           "precision": cfg.dtype, "threads": threads, "rollouts": rollouts, "rewards": [[n, w] for n, w, _ in rewards],
+           "precision": cfg.dtype, "threads": threads, "thread_probe": thread_probe, "rollouts": rollouts,
+           "rewards": [[n, w] for n, w, _ in rewards],
            "reward_first": rows[0].get("reward") if rows else None, "reward_last": rows[-1].get("reward") if rows else None,
            "zero_spread_share": round(sum(zero) / len(zero), 4) if zero else None, "solvable_filter": filt}
     write_manifest(out, "rl", conf, inputs, res, started=t0, extra={"eval_leak": rl.allow_eval_leak})

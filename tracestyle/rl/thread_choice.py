@@ -1,0 +1,99 @@
+"""How many torch threads a GRPO step uses on a CPU: chosen by measuring on the machine, not assumed.
+
+Why: a GRPO step of the bundled student ran 5x faster at 1 thread than at 2 on an AMX Xeon (small matrices: thread
+overhead dominates), and 1.5x slower at 1 thread on an AMD EPYC with AVX512_BF16 (bench/rl_step.py). A step is
+mostly sampling the group's completions, then one backward pass over them, so the first RL run of a student at a
+precision and group size on a machine times exactly that, briefly, at 1 thread and at every core. The seconds are
+kept (keyed by CPU, flags, cores, torch version, student, precision, group size) for every later run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from tracestyle.jsonl import atomic_write_text
+from tracestyle.layout import cache_root
+from tracestyle.precision import cpu_facts
+
+PROBE_TOKENS = 24
+
+
+def _file():
+    return cache_root() / "rl_threads.json"
+
+
+def _key(student: str, precision: str, group: int) -> str:
+    import torch
+
+    f = cpu_facts()
+    return "|".join([f["cpu"], ",".join(f["flags"]), f"cores={f['cores']}", f"torch={torch.__version__}", student,
+                     precision, f"group={group}"])
+
+
+def _load() -> dict:
+    try:
+        return json.loads(_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _time_step(model, enc, group: int, precision: str) -> float:
+    """Seconds for one rollout of `group` sampled completions of PROBE_TOKENS tokens and a backward pass over them."""
+    import torch
+
+    from tracestyle.distill.sft_hf import autocast
+
+    t0 = time.perf_counter()
+    with torch.no_grad(), autocast("cpu", precision):
+        seqs = model.generate(**enc, do_sample=True, num_return_sequences=group, max_new_tokens=PROBE_TOKENS,
+                              min_new_tokens=PROBE_TOKENS)
+    with autocast("cpu", precision):
+        loss = model(input_ids=seqs, labels=seqs).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def measure(model, tok, prompt: str, student: str, precision: str, group: int) -> dict:
+    """Seconds of a probe step at each thread count tried ({"1": s, "2": s}); cached per machine. The caller's
+    RNG state is restored, so a run's samples do not depend on whether the probe ran."""
+    import torch
+
+    key = _key(student, precision, group)
+    cache = _load()
+    if key in cache:
+        return {**cache[key], "cached": True}
+    was_training, before = model.training, torch.get_num_threads()
+    rng = torch.get_rng_state()
+    enc = tok(prompt, return_tensors="pt")      # as TRL tokenizes its prompts (trl_prompt)
+    got: dict = {"probe_tokens": PROBE_TOKENS, "group": group, "seconds": {}}
+    model.eval()
+    try:
+        for n in sorted({os.cpu_count() or 1, 1}, reverse=True):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                model.generate(**enc, max_new_tokens=2, do_sample=False)   # first-call allocations are not speed
+            got["seconds"][str(n)] = round(_time_step(model, enc, group, precision), 3)
+    finally:
+        torch.set_num_threads(before)
+        torch.set_rng_state(rng)
+        model.train(was_training)
+    cache[key] = got
+    _file().parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(_file(), json.dumps(cache, indent=1))
+    return {**got, "cached": False}
+
+
+def choose_threads(model, tok, prompt: str, student: str, precision: str, group: int,
+                   requested: int | None = None) -> tuple[int, dict]:
+    """(threads, why): the requested count, or the faster of 1 thread and every core by the probe."""
+    cores = os.cpu_count() or 1
+    if requested:
+        return requested, {"chosen_by": "requested"}
+    if cores == 1:
+        return 1, {"chosen_by": "one core"}
+    probe = measure(model, tok, prompt, student, precision, group)
+    best = min(probe["seconds"], key=lambda n: probe["seconds"][n])
+    return int(best), {"chosen_by": "probe", **probe}
