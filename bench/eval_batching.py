@@ -4,7 +4,7 @@ eval` can run (transformers with finished rows dropped, float32 and bfloat16; CT
 one's share of outputs token-identical to the peer's, and which engine and precision `--backend auto` picks here.
 Prints the CPU and its bf16 flags with the figures, as JSON.
 
-Usage: bench/eval_batching.py [N_PROMPTS=64] [BATCH=32] [MAX_NEW=64] [STUDENT=smollm2-135m]
+Usage: bench/eval_batching.py [N_PROMPTS=64] [BATCH=the evaluation default, 64] [MAX_NEW=64] [STUDENT=smollm2-135m]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import time
 
 from tracestyle.distill import engine_ct2
+from tracestyle.distill.config import EVAL_BATCH
 from tracestyle.distill.engine_choice import choose
 from tracestyle.distill.examples import build_prompt, end_text
 from tracestyle.distill.generation import Decoding, finish_row, generate_batch, load_for_generation
@@ -35,7 +36,7 @@ def peer_generate(model, tok, q: str, max_new: int, fmt: str) -> tuple[str, int]
     return finish_row(tok, ids[:cut], stopped=cut < len(ids), fmt=fmt, at_limit=cut >= max_new)[0], len(ids)
 
 
-def main(n: int = 64, batch: int = 32, max_new: int = 64, student: str = "smollm2-135m") -> None:
+def main(n: int = 64, batch: int = EVAL_BATCH, max_new: int = 64, student: str = "smollm2-135m") -> None:
     import torch
 
     torch.set_num_threads(2)

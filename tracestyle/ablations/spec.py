@@ -11,6 +11,7 @@ from tracestyle.ablations.refine_config import RefineConfig
 from tracestyle.conditions import mix_name
 from tracestyle.curate.corrupt import KINDS
 from tracestyle.curate.teachers.openai_client import OpenAIConfig
+from tracestyle.distill.config import EVAL_BATCH
 from tracestyle.distill.models import load_preset
 from tracestyle.errors import InputError
 from tracestyle.precision import normalise
@@ -70,7 +71,7 @@ class GridSpec:
     batch_size: int | None = None
     lr: float | None = None
     eval_max_new_tokens: int | str = "auto"   # auto: the longest trained trace x 1.25 + 16 (no register cut short)
-    eval_batch_size: int = 16
+    eval_batch_size: int = EVAL_BATCH
     rsft_k: int = 4
     # matched: RSFT samples train-split problems drawn at the evaluation's difficulty (KG: its hop range, new
     # paths); train: RSFT samples the SFT train problems (easy, when the eval split is harder)

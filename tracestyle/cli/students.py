@@ -6,7 +6,7 @@ import argparse
 import json
 
 from tracestyle.cli.common import add_kg_arg
-from tracestyle.distill.config import EvalConfig, RSFTConfig, config_from_preset
+from tracestyle.distill.config import EVAL_BATCH, EvalConfig, RSFTConfig, config_from_preset
 from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
@@ -170,7 +170,7 @@ def add_commands(sub) -> None:
     p.add_argument("--adapter", default=None, help="a LoRA adapter folder, or a fully fine-tuned model (train --full)")
     p.add_argument("--problems", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH, help=f"rows decoded together (default {EVAL_BATCH})")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--limit", type=int, default=None)
