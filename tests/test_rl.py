@@ -4,6 +4,7 @@ the bundled student, resume after a kill inside RL, and the grid's GRPO and tran
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -185,8 +186,6 @@ def test_rl_threads_chosen_by_a_probe_cached_per_machine(tmp_path, monkeypatch):
     threads, why = thread_choice.choose_threads(model, tok, "Question: 2+2?", "smollm2-135m", "float32", 2)
     assert torch.equal(torch.get_rng_state(), before)
     assert all(p.grad is None for p in model.parameters())
-    import os
-
     if (os.cpu_count() or 1) > 1:
         secs = why["seconds"]
         assert why["chosen_by"] == "probe" and not why["cached"] and set(secs) == {"1", str(os.cpu_count())}

@@ -20,11 +20,11 @@ from tracestyle.distill.sft_hf import build_model, pick_device, trim_metrics
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
-from tracestyle.rl.thread_choice import choose_threads
 from tracestyle.precision import resolve_precision
 from tracestyle.prompts import load_registers
 from tracestyle.rl.rewards import Completion, parse_rewards
 from tracestyle.rl.solvable import solvable_only
+from tracestyle.rl.thread_choice import choose_threads
 from tracestyle.tasks import point_at, task_of
 
 
