@@ -129,6 +129,7 @@ def test_engine_chosen_by_expected_seconds_conversion_included(monkeypatch):
     from tracestyle.distill import engine_choice
 
     monkeypatch.setattr(engine_choice.engine_ct2, "available", lambda: True)
+    monkeypatch.setattr(engine_choice, "vllm_available", lambda: None)
     rates = {"hf": 100.0, "ct2": 150.0, "ct2_load_seconds": 30.0, "cached": True}
     monkeypatch.setattr(engine_choice, "measure", lambda *a, **k: rates)
     qs = ["q"] * 100
@@ -136,22 +137,49 @@ def test_engine_chosen_by_expected_seconds_conversion_included(monkeypatch):
     assert pick("s", None, "bfloat16", qs, fmt="chat", batch_size=32, max_new_tokens=256)[0] == "hf"   # ct2: no bf16
     assert pick("s", None, "float32", qs[:10], fmt="chat", batch_size=32, max_new_tokens=256)[0] == "hf"  # no probe
     monkeypatch.setattr(engine_choice.engine_ct2, "is_converted", lambda *a: False)
-    # 25,600 tokens: hf 256 s; ct2 171 s + a 30 s conversion of the adapter
+    # 25,600 tokens at most, 40% of it expected (10,240): hf 102.4 s; ct2 68.3 s + a 30 s conversion of the adapter
     engine, why = pick("s", "adapter", "float32", qs, fmt="chat", batch_size=32, max_new_tokens=256)
-    assert engine == "ct2" and why["expected_seconds"] == {"hf": 256.0, "ct2": 200.7}
+    assert engine == "ct2" and why["expected_seconds"] == {"hf": 102.4, "ct2": 98.3}
     rates["ct2_load_seconds"] = 100.0    # now the conversion costs more than it saves
     assert pick("s", "adapter", "float32", qs, fmt="chat", batch_size=32, max_new_tokens=256)[0] == "hf"
     assert pick("s", None, "float32", qs, fmt="chat", batch_size=32, max_new_tokens=256)[0] == "ct2"   # base: converted
 
 
+def test_vllm_chosen_when_its_start_pays_for_itself(monkeypatch, tmp_path):
+    from tracestyle.distill import engine_choice
+
+    monkeypatch.setattr(engine_choice.engine_ct2, "available", lambda: False)
+    monkeypatch.setattr(engine_choice, "vllm_available", lambda: "/venv/bin/python")
+    rates = {"hf": 100.0, "vllm": 300.0, "vllm_start_seconds": 20.0, "cached": True}
+    monkeypatch.setattr(engine_choice, "measure", lambda *a, **k: rates)
+    pick = engine_choice.choose
+    # 10,240 expected tokens: hf 102.4 s; vLLM one start (100 rows: one call) + 34.1 s
+    engine, why = pick("s", None, "bfloat16", ["q"] * 100, fmt="chat", batch_size=64, max_new_tokens=256)
+    assert engine == "vllm" and why["expected_seconds"] == {"hf": 102.4, "vllm": 54.1}
+    # a LoRA adapter: vLLM's CPU build runs it unmerged, several times slower than its base model (not a candidate)
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "adapter_config.json").write_text("{}")
+    assert pick("s", str(lora), "bfloat16", ["q"] * 100, fmt="chat", batch_size=64, max_new_tokens=256)[0] == "hf"
+    # a short evaluation: the start costs more than the faster rate saves (20 rows: hf 20.5 s, vLLM 26.8 s)
+    assert pick("s", None, "bfloat16", ["q"] * 20, fmt="chat", batch_size=64, max_new_tokens=256)[0] == "hf"
+    # every call starts vLLM again: 600 rows at 256 per call are 3 starts
+    rates["vllm_start_seconds"] = 200.0
+    engine, why = pick("s", None, "bfloat16", ["q"] * 600, fmt="chat", batch_size=64, max_new_tokens=256)
+    assert engine == "hf" and why["expected_seconds"] == {"hf": 614.4, "vllm": 804.8}
+
+
 def test_engine_probe_measures_once_per_machine(tmp_path, monkeypatch):
+    from tracestyle import measured
     from tracestyle.distill import engine_choice
     from tracestyle.tasks.kg.questions import generate_kg_problems
 
-    monkeypatch.setattr(engine_choice, "_rates_file", lambda: tmp_path / "engine_rates.json")
+    monkeypatch.setattr(measured, "path", lambda name: tmp_path / f"{name}.json")
     qs = [p["question"] for p in generate_kg_problems("devops", "eval", 4, 3)]
     first = engine_choice.measure("smollm2-135m", "float32", qs, "chat", 4)
     assert first["cached"] is False and first["hf"] > 0 and first["ct2"] > 0 and first["ct2_load_seconds"] >= 0
+    if engine_choice.vllm_available():     # make test installs vLLM's CPU build: its probe runs for real
+        assert first["vllm"] > 0 and first["vllm_start_seconds"] > 0
     again = engine_choice.measure("smollm2-135m", "float32", qs, "chat", 4)
     assert again["cached"] is True and again["hf"] == first["hf"]
     key = next(iter(json.loads((tmp_path / "engine_rates.json").read_text())))

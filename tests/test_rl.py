@@ -172,12 +172,13 @@ def test_rl_threads_chosen_by_a_probe_cached_per_machine(tmp_path, monkeypatch):
     backward pass) and kept; the probe leaves the RNG where it was, so samples do not depend on the cache."""
     import torch
 
+    from tracestyle import measured
     from tracestyle.distill.config import TrainConfig
     from tracestyle.distill.models import load_tokenizer
     from tracestyle.distill.sft_hf import build_model
     from tracestyle.rl import thread_choice
 
-    monkeypatch.setattr(thread_choice, "_file", lambda: tmp_path / "rl_threads.json")
+    monkeypatch.setattr(measured, "path", lambda name: tmp_path / f"{name}.json")
     monkeypatch.setattr(thread_choice, "PROBE_TOKENS", 4)
     model = build_model(TrainConfig(student="smollm2-135m", dtype="float32"), "cpu")
     tok = load_tokenizer("smollm2-135m")

@@ -1,32 +1,35 @@
-"""Which evaluation engine `--backend auto` runs on a CPU: chosen by measuring both on this machine, not by vendor.
+"""Which evaluation engine `--backend auto` runs on a CPU: chosen by measuring the candidates on this machine, not
+by vendor.
 
 Why: CTranslate2 beat transformers on an AVX2-only Xeon, and lost to it on an AMX one (64.8 vs 76.8 tokens/s,
-float32, batch 32); CTranslate2 has no bfloat16 on CPUs at all. So the first evaluation of a student at a batch size
-and precision on a machine generates one batch with each engine that can run that precision, and the tokens/s are
-kept (keyed by CPU, flags, threads, library versions) for every later evaluation. A cell then runs on the engine
-with the least expected time, CTranslate2's one-off conversion of a trained adapter counted.
+float32, batch 32); CTranslate2 has no bfloat16 on CPUs at all; vLLM's CPU build (where installed) generates faster
+than both once started, but its start costs ~20 s a call. So the first evaluation of a student at a batch size and
+precision on a machine generates one batch with each engine that can run that precision, and the tokens/s (and
+vLLM's start) are kept (keyed by CPU, flags, threads, library versions) for every later evaluation. A cell then runs
+on the engine with the least expected time, CTranslate2's one-off conversion of a trained adapter and vLLM's start
+per call counted.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 from tracestyle.distill import engine_ct2
-from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation
+from tracestyle.distill.eval_vllm import ROWS_PER_CALL, VLLMGenerator, vllm_available
+from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind
 from tracestyle.distill.loops import LoopWatch
-from tracestyle.jsonl import atomic_write_text
-from tracestyle.layout import cache_root
+from tracestyle.measured import measured
 from tracestyle.precision import cpu_facts
 
 PROBE_TOKENS = 32
 # Below this many expected tokens (problems x max new tokens) no probe runs and transformers evaluates: a probe and
 # a conversion cost more than the whole evaluation (and both engines give the same rows: tests/test_eval_engine.py).
 CT2_MIN_TOKENS = 4096
-
-
-def _rates_file():
-    return cache_root() / "engine_rates.json"
+# Rows end well before the token limit: the quickstart's 20 cells generated 14-53% of rows x limit (mean 33%,
+# loops stopped), so an evaluation is expected to run this share of it. Counting the whole limit instead overrates
+# the engine with the higher rate and the higher fixed cost (vLLM's start, CTranslate2's conversion).
+EXPECTED_SHARE = 0.4
+RATES = "engine_rates"      # the measurements' file in the cache folder
 
 
 def _key(student: str, precision: str, batch_size: int) -> str:
@@ -35,29 +38,24 @@ def _key(student: str, precision: str, batch_size: int) -> str:
     f = cpu_facts()
     ct2 = engine_ct2.version() or "-"
     return "|".join([f["cpu"], ",".join(f["flags"]), f"threads={torch.get_num_threads()}", f"torch={torch.__version__}",
-                     f"ct2={ct2}", student, precision, f"batch={batch_size}"])
-
-
-def _load_rates() -> dict:
-    try:
-        return json.loads(_rates_file().read_text())
-    except (OSError, ValueError):
-        return {}
+                     f"ct2={ct2}", f"vllm={vllm_available() or '-'}", student, precision, f"batch={batch_size}"])
 
 
 def candidates(precision: str) -> list[str]:
-    """The engines whose outputs follow transformers' at this precision on a CPU (CTranslate2: float32 only)."""
-    return ["hf", "ct2"] if precision == "float32" and engine_ct2.available() else ["hf"]
+    """The engines installed here that run this precision on a CPU (CTranslate2: float32 only), whose greedy rows
+    are transformers' in float32 (tests/test_conformance.py)."""
+    return (["hf"] + (["ct2"] if precision == "float32" and engine_ct2.available() else [])
+            + (["vllm"] if vllm_available() else []))
 
 
 def measure(student: str, precision: str, questions: list[str], fmt: str, batch_size: int) -> dict:
-    """tokens/s of each candidate on one batch of these questions (greedy, PROBE_TOKENS new tokens), and the seconds
-    CTranslate2 took to convert the base model; cached per machine."""
-    key = _key(student, precision, batch_size)
-    rates = _load_rates()
-    if key in rates:
-        return {**rates[key], "cached": True}
-    qs = questions[:batch_size]
+    """tokens/s of each candidate on one batch of these questions (greedy, PROBE_TOKENS new tokens), the seconds
+    CTranslate2 took to convert the base model and vLLM's start; kept per machine (tracestyle/measured.py)."""
+    return measured(RATES, _key(student, precision, batch_size),
+                    lambda: _probe(student, precision, questions[:batch_size], fmt, batch_size))
+
+
+def _probe(student: str, precision: str, qs: list[str], fmt: str, batch_size: int) -> dict:
     dec = Decoding(PROBE_TOKENS, fmt=fmt)
     got: dict = {"probe_prompts": len(qs), "probe_tokens": PROBE_TOKENS}
     model, tok = load_for_generation(student, None, "cpu", precision)
@@ -73,26 +71,40 @@ def measure(student: str, precision: str, questions: list[str], fmt: str, batch_
         g = engine.generate(qs, dec, batch_size=min(batch_size, engine_ct2.BEST_BATCH))
         got["ct2"] = round(sum(g["tokens"]) / max(g["seconds"], 1e-9), 2)
         del engine
-    rates[key] = got
-    _rates_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(_rates_file(), json.dumps(rates, indent=1))
-    return {**got, "cached": False}
+    if "vllm" in candidates(precision):
+        engine = VLLMGenerator(student, None, precision)
+        g = engine.generate(qs, dec, repeat=2)
+        steady = engine.timing["generate_seconds"][-1]
+        got["vllm"] = round(sum(g["tokens"]) / max(steady, 1e-9), 2)
+        # what a call costs beyond generating at that rate: the process, the engine's start, first-call warm-up
+        got["vllm_start_seconds"] = round(max(0.0, g["seconds"] - 2 * steady), 2)
+    return got
 
 
 def choose(student: str, adapter: str | None, precision: str, questions: list[str], *, fmt: str, batch_size: int,
            max_new_tokens: int) -> tuple[str, dict]:
     """(engine, why): the candidate with the least expected seconds for this evaluation."""
-    expected = len(questions) * max_new_tokens
+    bound = len(questions) * max_new_tokens
     cands = candidates(precision)
+    if "vllm" in cands and adapter and trained_kind(adapter) == "lora":
+        # vLLM's CPU build applies LoRA unmerged, slowly: a Gold adapter's 200 quickstart questions took 505 s there
+        # against 146 s for transformers over the merged weights (bf16, AMD EPYC, 2 cores); its base model is fast
+        cands.remove("vllm")
     if len(cands) == 1:
         return cands[0], {"rule": f"the only engine for {precision} on this CPU"}
-    if expected < CT2_MIN_TOKENS:
-        return "hf", {"rule": f"{expected} expected tokens < {CT2_MIN_TOKENS}: no probe, no conversion"}
+    if bound < CT2_MIN_TOKENS:
+        return "hf", {"rule": f"{bound} tokens at most < {CT2_MIN_TOKENS}: no probe, no conversion, no engine start"}
+    expected = EXPECTED_SHARE * bound
     rates = measure(student, precision, questions, fmt, batch_size)
     # a trained adapter's conversion costs about what the base model's did (a merge, then the same converter)
     convert = rates.get("ct2_load_seconds", 0.0) if adapter and not engine_ct2.is_converted(student, adapter) else 0.0
-    est = {"hf": expected / max(rates["hf"], 1e-9), "ct2": convert + expected / max(rates.get("ct2", 0), 1e-9)}
+    est = {"hf": expected / max(rates["hf"], 1e-9)}
+    if "ct2" in cands:
+        est["ct2"] = convert + expected / max(rates.get("ct2", 0), 1e-9)
+    if "vllm" in cands:
+        calls = -(-len(questions) // max(batch_size, ROWS_PER_CALL))
+        est["vllm"] = calls * rates.get("vllm_start_seconds", 0.0) + expected / max(rates.get("vllm", 0), 1e-9)
     best = min(est, key=est.get)
-    return best, {"rule": "measured", "tokens_per_s": {e: rates[e] for e in cands},
+    return best, {"rule": "measured", "tokens_per_s": {e: rates.get(e) for e in cands},
                   "expected_seconds": {e: round(v, 1) for e, v in est.items()}, "probe_cached": rates["cached"]}
 

@@ -4,26 +4,62 @@ the transformers path: the one prompt builder fed as token ids, and each row end
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+from pathlib import Path
 
 from tracestyle.distill.examples import PLAIN_STOP, build_prompt, uses_chat
-from tracestyle.distill.generation import Decoding, ended, rows_result, stop_ids
+from tracestyle.distill.generation import Decoding, ended, load_for_generation, rows_result, stop_ids, trained_kind
 from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
 
 
+def rope_overrides(folder: Path) -> dict:
+    """The RoPE settings mlx-lm reads at the top of config.json, for a folder transformers 5 saved: it writes them
+    into `rope_parameters` (one dict, or one per attention type for Gemma 3), where mlx-lm does not look and falls
+    back to its default base (10,000 against SmolLM2's 100,000: other outputs from the first token)."""
+    cfg = json.loads((folder / "config.json").read_text())
+    rp = cfg.get("rope_parameters") or {}
+    if "rope_theta" in cfg or not rp:
+        return {}
+    if "rope_theta" in rp:
+        return {"rope_theta": rp["rope_theta"]}
+    out = {}
+    if "rope_theta" in rp.get("full_attention", {}):
+        out["rope_theta"] = rp["full_attention"]["rope_theta"]
+    if "rope_theta" in rp.get("sliding_attention", {}):
+        out["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    return out
+
+
 class MLXGenerator:
-    """One student (base or an mlx-lm LoRA adapter) on mlx-lm; `generate` returns generate_batch's dict."""
+    """One student on mlx-lm: the base model, an mlx-lm LoRA adapter (train --backend mlx), a peft LoRA adapter
+    (train on hf or unsloth: merged in float32 as the transformers path merges it, into a temporary folder mlx-lm
+    reads) or a fully fine-tuned folder (train --full); `generate` returns generate_batch's dict."""
 
     def __init__(self, student: str, adapter: str | None) -> None:
         try:
-            from mlx_lm import load
+            from mlx_lm.tuner.utils import load_adapters
+            from mlx_lm.utils import load_model
         except ImportError:
             raise MissingExtraError("mlx-lm", "mlx") from None
         import mlx.core as mx
 
-        self.model, _ = load(resolve_model_path(load_preset(student).model), adapter_path=adapter)
+        kind = trained_kind(adapter) if adapter else None
+        path = Path(adapter) if kind == "full" else Path(resolve_model_path(load_preset(student).model))
+        if kind == "lora":
+            with tempfile.TemporaryDirectory(prefix="tracestyle-mlx-") as tmp:
+                merged, _ = load_for_generation(student, adapter, "cpu", "float32")
+                merged.save_pretrained(tmp)      # config.json + model.safetensors: what mlx-lm's loader reads
+                del merged
+                self.model, _ = load_model(Path(tmp), model_config=rope_overrides(Path(tmp)))
+        else:
+            self.model, _ = load_model(path, model_config=rope_overrides(path))
+            if kind == "mlx_lora":
+                self.model = load_adapters(self.model, adapter)
+        self.model.eval()
         if mx.default_device() == mx.cpu:
             # float32 on a CPU, as the transformers and CTranslate2 paths use there: bfloat16 (the checkpoint's
             # dtype, mlx's default) changes greedy outputs from the first tokens on

@@ -12,7 +12,7 @@ from tracestyle.distill.config import EvalConfig, config_from_preset
 from tracestyle.distill.engine_choice import choose as choose_engine
 from tracestyle.distill.engine_ct2 import CT2Generator
 from tracestyle.distill.eval_mlx import MLXGenerator
-from tracestyle.distill.eval_vllm import VLLMGenerator
+from tracestyle.distill.eval_vllm import ROWS_PER_CALL, VLLMGenerator
 from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind, weights_file
 from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.sft_hf import pick_device
@@ -21,9 +21,6 @@ from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, writ
 from tracestyle.manifest import is_complete, write_manifest
 from tracestyle.precision import normalise, resolve_precision
 from tracestyle.tasks import point_at, score, task_of
-
-# rows per vLLM call: each call starts the engine (tens of seconds on a CPU), and is also the resume point
-VLLM_ROWS_PER_CALL = 256
 
 
 def load_problems(path: str | Path, *, kg: str | None = None) -> list[dict]:
@@ -119,7 +116,7 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
             engine = VLLMGenerator(student, adapter, precision)
             tok = engine.tok
             # vLLM batches internally: one start per call, so a call takes several batches (resumable per call)
-            step = max(batch_size, VLLM_ROWS_PER_CALL)
+            step = max(batch_size, ROWS_PER_CALL)
 
             def gen_fn(qs):
                 return engine.generate(qs, dec)

@@ -68,8 +68,9 @@ class LoopWatch:
     """The loop check for a generation callback, built once per tokenizer (its vocabulary scan is the costly
     part); checks every few tokens (a loop is seen a few tokens late, at a fraction of the cost of each one)."""
 
-    def __init__(self, tok, every: int = 4) -> None:
-        self.classes = token_classes(tok)
+    def __init__(self, tok, every: int = 4, *, classes: tuple[frozenset, frozenset] | None = None) -> None:
+        # `classes` instead of a tokenizer: the watch inside vLLM's engine, which gets them from the caller
+        self.classes = classes if classes is not None else token_classes(tok)
         self.every = every
 
     def stuck(self, row: list[int]) -> bool:

@@ -1,6 +1,7 @@
 """The vLLM side of `--backend vllm`, run in the interpreter that has vLLM (its own environment: the CPU build
 pins transformers < 5.20, this project's runs newer). Reads one JSON request, writes one JSON line per prompt:
-the generated token ids and vLLM's finish reason. Imports nothing but vLLM and the standard library.
+the generated token ids and vLLM's finish reason. Imports nothing but vLLM, the standard library and the loop rule
+(distill/vllm_row_ends.py, loaded by vLLM's engine when rows are ended while generated).
 
 Usage: python -m tracestyle.distill.vllm_worker REQUEST.json OUT.jsonl
 """
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +41,9 @@ def vllm_python() -> str:
                             "TRACESTYLE_VLLM_PYTHON=/path/to/python that has it")
 
 
-def run_vllm(req: dict) -> list[list[dict]]:
-    """Run one request in vLLM's interpreter: per prompt, per sample {ids, finish_reason, prompt_tokens}."""
+def run_vllm(req: dict, timing: dict | None = None) -> list[list[dict]]:
+    """Run one request in vLLM's interpreter: per prompt, per sample {ids, finish_reason, prompt_tokens}.
+    `timing`, when given, receives the engine's start (load_seconds) and each generation's seconds."""
     python = vllm_python()
     with tempfile.TemporaryDirectory(prefix="tracestyle-vllm-") as tmp:
         rq, out = Path(tmp) / "request.json", Path(tmp) / "out.jsonl"
@@ -53,6 +56,8 @@ def run_vllm(req: dict) -> list[list[dict]]:
         if r.returncode != 0 or not out.exists():
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
             raise RuntimeError(f"vLLM ({python}) failed with exit status {r.returncode}:\n{tail}")
+        if timing is not None:
+            timing.update(json.loads(Path(str(out) + ".timing.json").read_text()))
         return [json.loads(x) for x in out.read_text().splitlines()]
 
 
@@ -71,19 +76,30 @@ def main(req_path: str, out_path: str) -> None:
         kw["tensor_parallel_size"] = req["tensor_parallel_size"]
     if req.get("gpu_memory_utilization"):
         kw["gpu_memory_utilization"] = req["gpu_memory_utilization"]
+    if req.get("row_ends"):
+        # loops and a plain format's next "Question:" end rows while they are generated (distill/vllm_row_ends.py)
+        kw["logits_processors"] = ["tracestyle.distill.vllm_row_ends:RowEnds"]
     lora = None
     if req.get("adapter"):
         from vllm.lora.request import LoRARequest
 
         kw.update(enable_lora=True, max_lora_rank=req["max_lora_rank"], max_loras=1)
         lora = LoRARequest("student", 1, req["adapter"])
+    t0 = time.perf_counter()
     llm = LLM(**kw)
+    timing = {"load_seconds": round(time.perf_counter() - t0, 3), "generate_seconds": []}
+    extra = {"tracestyle_row_ends": req["row_ends"]} if req.get("row_ends") else None
     params = SamplingParams(max_tokens=req["max_tokens"], temperature=req["temperature"], top_p=req.get("top_p", 1.0),
                             n=req.get("n", 1), seed=req.get("seed"), stop_token_ids=req.get("stop_token_ids"),
-                            skip_special_tokens=False, detokenize=False)
+                            skip_special_tokens=False, detokenize=False, extra_args=extra)
     # token ids, not text: vLLM adds special tokens to text prompts (a second BOS for Gemma)
-    outs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in req["prompts"]], params, lora_request=lora,
-                        use_tqdm=False)
+    prompts = [TokensPrompt(prompt_token_ids=ids) for ids in req["prompts"]]
+    # `repeat` > 1 (the engine probe): the same generation again, to tell the first call's one-off costs from speed
+    for _ in range(max(1, req.get("repeat", 1))):
+        t0 = time.perf_counter()
+        outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        timing["generate_seconds"].append(round(time.perf_counter() - t0, 3))
+    Path(out_path + ".timing.json").write_text(json.dumps(timing))
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         for o in outs:

@@ -9,19 +9,14 @@ kept (keyed by CPU, flags, cores, torch version, student, precision, group size)
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from tracestyle.jsonl import atomic_write_text
-from tracestyle.layout import cache_root
+from tracestyle.measured import measured
 from tracestyle.precision import cpu_facts
 
 PROBE_TOKENS = 24
-
-
-def _file():
-    return cache_root() / "rl_threads.json"
+THREADS = "rl_threads"      # the measurements' file in the cache folder
 
 
 def _key(student: str, precision: str, group: int) -> str:
@@ -30,13 +25,6 @@ def _key(student: str, precision: str, group: int) -> str:
     f = cpu_facts()
     return "|".join([f["cpu"], ",".join(f["flags"]), f"cores={f['cores']}", f"torch={torch.__version__}", student,
                      precision, f"group={group}"])
-
-
-def _load() -> dict:
-    try:
-        return json.loads(_file().read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _time_step(model, enc, group: int, precision: str) -> float:
@@ -57,14 +45,15 @@ def _time_step(model, enc, group: int, precision: str) -> float:
 
 
 def measure(model, tok, prompt: str, student: str, precision: str, group: int) -> dict:
-    """Seconds of a probe step at each thread count tried ({"1": s, "2": s}); cached per machine. The caller's
-    RNG state is restored, so a run's samples do not depend on whether the probe ran."""
+    """Seconds of a probe step at each thread count tried ({"1": s, "2": s}); kept per machine
+    (tracestyle/measured.py). The caller's RNG state is restored, so a run's samples do not depend on whether the
+    probe ran."""
+    return measured(THREADS, _key(student, precision, group), lambda: _probe(model, tok, prompt, precision, group))
+
+
+def _probe(model, tok, prompt: str, precision: str, group: int) -> dict:
     import torch
 
-    key = _key(student, precision, group)
-    cache = _load()
-    if key in cache:
-        return {**cache[key], "cached": True}
     was_training, before = model.training, torch.get_num_threads()
     rng = torch.get_rng_state()
     enc = tok(prompt, return_tensors="pt")      # as TRL tokenizes its prompts (trl_prompt)
@@ -80,10 +69,7 @@ def measure(model, tok, prompt: str, student: str, precision: str, group: int) -
         torch.set_num_threads(before)
         torch.set_rng_state(rng)
         model.train(was_training)
-    cache[key] = got
-    _file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(_file(), json.dumps(cache, indent=1))
-    return {**got, "cached": False}
+    return got
 
 
 def choose_threads(model, tok, prompt: str, student: str, precision: str, group: int,
