@@ -81,12 +81,10 @@ def main(n: int = 64, batch: int = EVAL_BATCH, max_new: int = 64, student: str =
         # vLLM's CPU build, each precision: one call over all prompts, run twice in the same engine; the steady rate
         # is the second run's, and what a call costs on top (process, engine start, first-call warm-up) is apart
         for p in ("float32", "bfloat16"):
-            engine = VLLMGenerator(student, None, p)
-            g = engine.generate(qs, dec, repeat=2, stop_loops=False)
-            steady = engine.timing["generate_seconds"][-1]
+            g, steady, start = VLLMGenerator(student, None, p).timed_twice(qs, dec, stop_loops=False)
             res[f"vllm_{p}_tokens_per_s"] = sum(g["tokens"]) / steady
-            res[f"vllm_{p}_tokens_per_s_start_included"] = sum(g["tokens"]) / (g["seconds"] - steady)
-            res[f"vllm_{p}_start_seconds"] = g["seconds"] - 2 * steady
+            res[f"vllm_{p}_tokens_per_s_start_included"] = sum(g["tokens"]) / (steady + start)
+            res[f"vllm_{p}_start_seconds"] = start
             res[f"vllm_{p}_identical_to_peer"] = sum(a == b for a, b in zip(g["texts"], peer)) / n
     prec = resolve_precision("auto", "cpu")
     engine_name, why = choose(student, None, prec, qs, fmt=fmt, batch_size=batch, max_new_tokens=max_new)

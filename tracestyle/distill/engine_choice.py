@@ -72,12 +72,9 @@ def _probe(student: str, precision: str, qs: list[str], fmt: str, batch_size: in
         got["ct2"] = round(sum(g["tokens"]) / max(g["seconds"], 1e-9), 2)
         del engine
     if "vllm" in candidates(precision):
-        engine = VLLMGenerator(student, None, precision)
-        g = engine.generate(qs, dec, repeat=2)
-        steady = engine.timing["generate_seconds"][-1]
+        g, steady, start = VLLMGenerator(student, None, precision).timed_twice(qs, dec)
         got["vllm"] = round(sum(g["tokens"]) / max(steady, 1e-9), 2)
-        # what a call costs beyond generating at that rate: the process, the engine's start, first-call warm-up
-        got["vllm_start_seconds"] = round(max(0.0, g["seconds"] - 2 * steady), 2)
+        got["vllm_start_seconds"] = round(start, 2)      # paid once per evaluation call
     return got
 
 

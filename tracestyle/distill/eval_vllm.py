@@ -54,6 +54,14 @@ class VLLMGenerator:
         self.watch = LoopWatch(self.tok)
         self.timing: dict = {}      # the last call's engine start and generation seconds (run_vllm)
 
+    def timed_twice(self, questions: list[str], dec: Decoding, *, stop_loops: bool = True) -> tuple[dict, float, float]:
+        """(rows, steady seconds, start seconds): the same rows generated twice in one engine; the second run is
+        the engine's speed, and what the call cost beyond two such runs is its start (the process, the engine,
+        the first call's warm-up). For the engine probe and the benchmark."""
+        g = self.generate(questions, dec, repeat=2, stop_loops=stop_loops)
+        steady = self.timing["generate_seconds"][-1]
+        return g, steady, max(0.0, g["seconds"] - 2 * steady)
+
     def generate(self, questions: list[str], dec: Decoding, *, repeat: int = 1, stop_loops: bool = True) -> dict:
         """`repeat` > 1 generates the same rows again in the same engine (the engine probe's steady speed);
         `stop_loops=False` lets greedy rows stuck in a loop run on (benchmarks: the same work as plain `generate`)."""

@@ -17,10 +17,13 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
+from tracestyle.distill.generation import ended
 from tracestyle.distill.loops import LoopWatch
 
 # the key in SamplingParams.extra_args: {"end_token": id, "loops": path of the loop classes or null,
 # "stop_text": text or null, "tokenizer": path (for the stop text)}
+# rows reach the token limit inside vLLM, which ends them there itself; the shared rule is asked about the rest
+_NO_LIMIT = 1 << 30
 ARG = "tracestyle_row_ends"
 
 
@@ -60,7 +63,8 @@ class RowEnds(LogitsProcessor):
         for i, (row, watch, tok, stop_text, end) in self.rows.items():
             if not row:
                 continue
-            if (stop_text and stop_text in tok.decode(row[-12:])) or (watch is not None and watch.stuck(row)):
+            # stop tokens end a row inside vLLM already (stop_token_ids); the text and loop rules are the shared ones
+            if ended(tok, row, stops=frozenset(), stop_text=stop_text, watch=watch, max_new_tokens=_NO_LIMIT):
                 logits[i] = float("-inf")
                 logits[i, end] = 0.0
         return logits
