@@ -263,9 +263,17 @@ def test_grid_spec_rl_and_transfer_keys(tmp_path):
     assert s.rl_conditions() == ["normal@ans", "gold@ans", "normal@path", "gold@path", "base@cold"]
     assert load("task: kg\nregisters: [normal]\nrecipe: sft+grpo\nreward: kg_path\n").rl_conditions() == ["normal@grpo"]
     assert load("task: kg\nregisters: [normal]\nrecipe: grpo\n").rl_conditions() == ["base@grpo"]
+    # RSFT as a variant beside GRPO: SFT, RSFT and GRPO are cells of one grid
+    s = load("task: kg\nregisters: [normal]\nrl:\n  - {name: rs, method: rsft}\n  - {name: g, reward: kg_path}\n")
+    assert s.rl_conditions() == ["normal@rs", "normal@g"]
+    assert [v["method"] for v in s.rl_variants()] == ["rsft", "grpo"] and "reward" not in s.rl_variants()[0]
+    assert [v["name"] for v in s.grpo_variants()] == ["g"]
     for text, key in (("task: kg\nrl:\n  - {name: x, reward: answr}\n", "rl"),
                       ("task: kg\nrl:\n  - {name: 'a b', reward: answer}\n", "rl"),
                       ("task: kg\nrl:\n  - {name: x, reward: answer, from: rsft}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: x, method: ppo}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: x, method: rsft, reward: answer}\n", "rl"),
+                      ("task: kg\nrecipe: sft+rsft\nrl:\n  - {name: x, reward: answer}\n", "rl"),
                       ("task: kg\nrecipe: ppo\n", "recipe"), ("task: kg\nrl_generations: 1\n", "rl_generations"),
                       ("task: kg\ntransfer:\n  - {name: w, task: nope}\n", "transfer")):
         with pytest.raises(InputError) as e:
@@ -275,13 +283,15 @@ def test_grid_spec_rl_and_transfer_keys(tmp_path):
 
 @pytest.mark.slow
 def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
-    """SFT, SFT+GRPO and GRPO from base, each also evaluated on GSM8K it never trained on: the report holds the
-    GRPO table, the comparison with where GRPO started, reward curves and the transfer table."""
+    """SFT, SFT+RSFT, SFT+GRPO and GRPO from base in one grid, each also evaluated on GSM8K it never trained on:
+    the report holds the GRPO and RSFT tables, the comparison with where each started and between the variants
+    from one start, reward curves and the transfer table."""
     spec = tmp_path / "rl.yaml"
     spec.write_text(
         "task: kg\nkg: devops\nregisters: [normal]\nstudents: [smollm2-135m]\ntrain_n: 16\neval_n: 4\n"
         "train_hops: [1, 2]\neval_hops: [2, 3]\nsteps: 2\nbatch_size: 4\nnll_sample: 0\neval_max_new_tokens: 16\n"
         "rl:\n  - {name: ans, reward: answer}\n  - {name: cold, reward: 'answer,kg_path:0.5', from: base}\n"
+        "  - {name: rs, method: rsft}\nrsft_k: 2\n"
         "rl_steps: 2\nrl_generations: 2\nrl_max_new_tokens: 16\n"
         f"transfer:\n  - {{name: math, task: gsm8k, data: {Path(__file__).resolve().parents[2] / 'shared/data/gsm8k'}}}\n"
         "transfer_n: 2\n")
@@ -289,18 +299,27 @@ def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
     r = run_cli("grid", str(spec), "--out", str(out))
     assert r.returncode == 0, r.stderr + r.stdout
     sj = json.loads((out / "spec.json").read_text())
-    assert sj["conditions"] == ["normal", "normal@ans", "base@cold"]
+    assert sj["conditions"] == ["normal", "normal@ans", "base@cold", "normal@rs"]
     md = (out / "report.md").read_text()
-    for title in ("GRPO cells: reward during training", "GRPO against where it started",
+    for title in ("GRPO cells: reward during training", "GRPO and RSFT cells against where they started",
+                  "Variants from the same start against each other", "RSFT cells: what rejection sampling drew",
                   "Transfer: accuracy on tasks the students never trained on", "GRPO reward curves"):
         assert title in md, title
+    # RSFT started from the register's SFT adapter, sampled 2 per pool problem with the evaluation's budget
+    man = json.loads((out / "cells/smollm2-135m/normal@rs/seed0/rsft/manifest.json").read_text())
+    assert man["config"]["init_adapter"].endswith("normal/seed0/adapter") and man["config"]["k"] == 2
+    assert man["config"]["max_new_tokens"] == 16
+    rs_row = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@rs | 0 | SFT adapter |")]
+    assert len(rs_row) == 1, md
+    pair = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@ans | normal@rs |")]
+    assert len(pair) == 1, md
     # the curve in text: one mean per step here (2 steps), for each GRPO cell
     curve = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@ans | 0 | weighted sum |")]
     assert len(curve) == 1, curve
     reward, zero = [c.strip() for c in curve[0].strip("|").split("|")][4:6]
     assert reward.count("→") == 1 and zero.count("→") == 1, curve
     csv_rows = (out / "results.csv").read_text().splitlines()
-    assert any(",normal@ans," in x for x in csv_rows) and any(",base@cold," in x for x in csv_rows)
+    assert all(any(f",{c}," in x for x in csv_rows) for c in ("normal@ans", "base@cold", "normal@rs"))
     assert (out / "cells/smollm2-135m/normal@ans/seed0/rl/adapter_model.safetensors").exists()
     assert (out / "cells/smollm2-135m/normal@ans/seed0/transfer/math/eval.jsonl").exists()
     assert "plot-reward" in (out / "report.html").read_text()

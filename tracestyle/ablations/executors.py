@@ -86,7 +86,10 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None
         res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
     else:
-        rs = RSFTConfig(rounds=1, k=spec.rsft_k, init_adapter=job["init"],
+        # samples get the evaluation's token budget (auto: the longest trained trace x 1.25): a fixed cap shorter
+        # than a long register's traces would reject its samples as cut off and bias RSFT against that register
+        budget = spec.eval_max_new_tokens if isinstance(spec.eval_max_new_tokens, int) else RSFTConfig.max_new_tokens
+        rs = RSFTConfig(rounds=1, k=spec.rsft_k, init_adapter=job["init"], max_new_tokens=budget,
                         match_difficulty=job.get("match_difficulty"), pool_n=spec.train_n)
         res = run_rsft(job["problems"], cfg, job["out"], rs, progress=progress)
     return {**res, "worker_pid": os.getpid()}
@@ -124,7 +127,7 @@ def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bo
     for job in jobs:
         key = (job.get("student"), job.get("register"), job.get("seed"))
         dep = prev.get(key) if job.get("register") else None
-        if job["kind"] == "rl" and job.get("start_register"):   # GRPO starts from the register's SFT adapter
+        if job["kind"] in ("rl", "rsft") and job.get("start_register"):   # a variant starts from an SFT adapter
             dep = prev.get((job["student"], job["start_register"], job["seed"]))
         # chain a cell's stages: a top-level ObjectRef argument makes Ray wait for the previous stage
         ref = remote.options(**job_resources(job, cluster)).remote(job, sd, eval_problems, True, dep)

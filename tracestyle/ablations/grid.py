@@ -178,8 +178,9 @@ def grid_jobs(spec: GridSpec, out: Path, data: dict[str, Path], train_problems: 
 
 
 def rl_jobs(spec: GridSpec, out: Path, trainable: set, train_problems: Path) -> list[dict]:
-    """GRPO per variant, student, seed and starting point (a register's SFT adapter, or the base model) on the
-    train-split problems, then its evaluation on the same held-out problems as every other cell."""
+    """Per variant, student, seed and starting point (a register's SFT adapter, or the base model): GRPO on the
+    train-split problems, or RSFT on the pool the sft+rsft recipe samples; then its evaluation on the same held-out
+    problems as every other cell."""
     jobs = []
     for v in spec.rl_variants():
         starts = [("base", None)] if v["from"] == "base" else [(r, r) for r in spec.registers if r in trainable]
@@ -189,11 +190,20 @@ def rl_jobs(spec: GridSpec, out: Path, trainable: set, train_problems: Path) -> 
                     cond = f"{start}@{v['name']}"
                     cdir = cell_dir(out, s, cond, seed)
                     init = str(cell_dir(out, s, reg, seed) / "adapter") if reg else None
-                    jobs.append({"kind": "rl", "student": s, "register": cond, "seed": seed, "reward": v["reward"],
-                                 "problems": str(train_problems), "init": init, "start_register": reg,
-                                 "out": str(cdir / "rl")})
+                    if v["method"] == "rsft":
+                        stage = cdir / "rsft"
+                        jobs.append({"kind": "rsft", "student": s, "register": cond, "seed": seed,
+                                     "problems": str(rsft_pool(spec, out, train_problems)), "init": init,
+                                     "start_register": reg, "out": str(stage),
+                                     "match_difficulty": str(out / "problems" / "eval.jsonl")
+                                     if spec.rsft_pool == "matched" else None})
+                    else:
+                        stage = cdir / "rl"
+                        jobs.append({"kind": "rl", "student": s, "register": cond, "seed": seed,
+                                     "reward": v["reward"], "problems": str(train_problems), "init": init,
+                                     "start_register": reg, "out": str(stage)})
                     jobs.append({"kind": "eval", "student": s, "register": cond, "seed": seed,
-                                 "adapter": str(cdir / "rl"), "out": str(eval_dir(out, s, cond, seed))})
+                                 "adapter": str(stage), "out": str(eval_dir(out, s, cond, seed))})
     return jobs
 
 

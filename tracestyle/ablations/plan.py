@@ -87,7 +87,7 @@ def plan(spec: GridSpec) -> tuple[list[dict], list[str]]:
         ("float32" if spec.precision in ("float32", "fp32") else "bfloat16")
     tflops = _matmul_tflops(device, precision) * 0.4 if present else spec.gpu_tflops
     needs = set(NEEDS[spec.train_backend] + NEEDS[spec.eval_backend]) | ({"ray"} if spec.executor == "ray" else set())
-    needs |= {"trl", "datasets"} if spec.rl_variants() else set()
+    needs |= {"trl", "datasets"} if spec.grpo_variants() else set()
     for pkg in sorted(needs):
         if importlib.util.find_spec(pkg) is None:
             blockers.append(f"package '{pkg}' is not installed (needed by the {spec.train_backend} trainer, the "
@@ -131,7 +131,11 @@ def plan(spec: GridSpec) -> tuple[list[dict], list[str]]:
         trained = len(spec.conditions()) * len(spec.seeds) if spec.sft_trained() else 0
         if spec.refine is not None:     # at most: round 0 and every later round, one register version each
             trained = (1 + (spec.refine.get("rounds", 3))) * len(spec.seeds)
-        n_rl = len(spec.rl_conditions()) * len(spec.seeds)
+        # an RSFT variant samples then fine-tunes: planned as a training stage
+        n_rsft = sum(1 for c in spec.rl_conditions() if c.split("@")[1] in
+                     {v["name"] for v in spec.rl_variants() if v["method"] == "rsft"}) * len(spec.seeds)
+        trained += n_rsft
+        n_rl = len(spec.rl_conditions()) * len(spec.seeds) - n_rsft
         count = {"train": trained, "rl": n_rl, "eval": (trained + n_rl + 1) * (1 + len(spec.transfer))}
         for stage, b in (("train", tb), ("rl", rb), ("eval", eb)):
             cells = count[stage]

@@ -35,6 +35,8 @@ class GridSpec:
     recipe: str = "sft"                 # sft | sft+rsft | sft+grpo | grpo (GRPO from the base model)
     # GRPO: the reward ("answer,kg_path:0.5"), or several variants, each a condition of its own:
     # [{name: grpo-path, reward: "answer,kg_path:0.5", from: sft}]  (from: sft = each register's SFT adapter, base)
+    # {name: rsft, method: rsft}: rejection sampling from the same start (rsft_k, rsft_pool), so SFT, RSFT and GRPO
+    # are cells of one grid on the same problems
     reward: str = "answer"
     rl: list[dict] = field(default_factory=list)
     rl_steps: int = 20
@@ -243,12 +245,16 @@ class GridSpec:
         from tracestyle.rl.rewards import parse_rewards
 
         if not isinstance(self.rl, list) or any(not isinstance(v, dict) for v in self.rl):
-            bad("rl", "must be a list of mappings {name, reward, from}")
+            bad("rl", "must be a list of mappings {name, reward, from, method}")
         names = set()
         for v in self.rl_variants():
-            unknown = set(v) - {"name", "reward", "from"}
+            unknown = set(v) - {"name", "reward", "from", "method"}
             if unknown:
-                bad("rl", f"unknown key(s) {sorted(unknown)} in {v!r} (known: name, reward, from)")
+                bad("rl", f"unknown key(s) {sorted(unknown)} in {v!r} (known: name, reward, from, method)")
+            if v["method"] not in ("grpo", "rsft"):
+                bad("rl", f"method must be grpo or rsft, got {v['method']!r}")
+            if v["method"] == "rsft" and "reward" in v:
+                bad("rl", f"an rsft variant keeps the correct samples and takes no reward: {v!r}")
             if not isinstance(v.get("name"), str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v["name"]):
                 bad("rl", f"each variant needs a name of letters, digits, '-', '_' or '.', got {v.get('name')!r}")
             if v["name"] in names:
@@ -257,11 +263,14 @@ class GridSpec:
             if v.get("from", "sft") not in ("sft", "base"):
                 bad("rl", f"from must be sft or base, got {v.get('from')!r}")
             try:
-                parse_rewards(v.get("reward", self.reward))
+                if v["method"] == "grpo":
+                    parse_rewards(v.get("reward", self.reward))
             except InputError as e:
                 bad("rl" if self.rl else "reward", str(e))
         if self.rl and self.recipe == "sft+rsft":
-            bad("rl", "RL variants start from SFT adapters or the base model, not from RSFT: use recipe sft")
+            bad("rl", "with recipe sft+rsft a register's cell is its RSFT adapter and its SFT adapter goes "
+                      "unevaluated: use recipe sft with a variant {name: rsft, method: rsft} beside the GRPO ones "
+                      "to evaluate SFT, RSFT and GRPO side by side")
         for k in ("rl_steps", "rl_generations", "rl_prompts_per_step", "rl_max_new_tokens", "transfer_n"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -287,17 +296,26 @@ class GridSpec:
                 bad("transfer", f"unknown key(s) {sorted(unknown)} in {t!r}")
 
     def rl_variants(self) -> list[dict]:
-        """The GRPO variants: the spec's `rl` list, or the one its recipe implies (sft+grpo, grpo)."""
+        """The variants trained after (or instead of) SFT, each {name, method: grpo | rsft, from, reward (grpo)}:
+        the spec's `rl` list, or the one its recipe implies (sft+grpo, grpo)."""
         if self.rl:
-            return [{"from": "sft", "reward": self.reward, **v} for v in self.rl]
+            out = []
+            for v in self.rl:
+                method = v.get("method", "grpo")
+                out.append({"from": "sft", "method": method, **({"reward": self.reward} if method == "grpo" else {}),
+                            **v})
+            return out
         if self.recipe == "sft+grpo":
-            return [{"name": "grpo", "reward": self.reward, "from": "sft"}]
+            return [{"name": "grpo", "method": "grpo", "reward": self.reward, "from": "sft"}]
         if self.recipe == "grpo":
-            return [{"name": "grpo", "reward": self.reward, "from": "base"}]
+            return [{"name": "grpo", "method": "grpo", "reward": self.reward, "from": "base"}]
         return []
 
+    def grpo_variants(self) -> list[dict]:
+        return [v for v in self.rl_variants() if v["method"] == "grpo"]
+
     def rl_conditions(self) -> list[str]:
-        """One condition per GRPO variant and starting point: "<register>@<variant>" (from that register's SFT
+        """One condition per variant and starting point: "<register>@<variant>" (from that register's SFT
         adapter) or "base@<variant>"."""
         out = []
         for v in self.rl_variants():

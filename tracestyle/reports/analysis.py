@@ -100,8 +100,9 @@ def paired(a: list[list[bool]], b: list[list[bool]]) -> dict:
 
 
 def comparisons(data: dict) -> list[dict]:
-    """Per student: every condition against the base model, every pair of clean registers, and each corrupted or
-    mixed condition against the clean register(s) it is built from, on the same problems. p-values are
+    """Per student: every condition against the base model, every pair of clean registers, each corrupted or
+    mixed condition against the clean register(s) it is built from, and the variants trained after one start
+    (GRPO, RSFT) against it and against each other, on the same problems. p-values are
     Holm-corrected within a student (the family of comparisons a reader scans at once)."""
     agg = by_cell(data)
     spec = data["spec"]
@@ -110,6 +111,9 @@ def comparisons(data: dict) -> list[dict]:
     out = []
     for s in spec["students"]:
         pairs = [("base", r) for r in conds] + [(a, b) for i, a in enumerate(regs) for b in regs[i + 1:]] + derived
+        # RSFT and GRPO variants from one start against each other: which recipe to run after SFT
+        after = [c for c in conds if "@" in c]
+        pairs += [(a, b) for i, a in enumerate(after) for b in after[i + 1:] if parents(a, spec) == parents(b, spec)]
         pairs = list(dict.fromkeys(pairs))      # "base@grpo" derives from base: one comparison, not two
         rows = []
         for a, b in pairs:

@@ -18,7 +18,7 @@ from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.refine_table import refine_rows, refine_summary
-from tracestyle.reports.rl_tables import reward_curve_rows, reward_curves, rl_rows, transfer_rows
+from tracestyle.reports.rl_tables import reward_curve_rows, reward_curves, rl_rows, rsft_rows, transfer_rows
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
@@ -113,10 +113,18 @@ def build_sections(run: Path) -> dict:
                              "that wins unmatched may only have been given more tokens."))
     tables += validity_tables(data["evals"])
     after_rl = [c for c in comps if "@" in c["b"] and c["a"] == c["b"].split("@")[0]]
+    rl_pairs = [c for c in comps if "@" in c["a"] and "@" in c["b"]]
+    # each variant's method as spec.json holds it (recipe sft+grpo or grpo: one GRPO variant, not listed)
+    methods = {v["name"]: v.get("method", "grpo") for v in spec.get("rl") or []} or {"grpo": "grpo"}
+    what = " and ".join(m.upper() for m in ("grpo", "rsft") if m in methods.values())
     derived = [c for c in comps if c["a"] != "base" and c["b"] not in spec["registers"] and "@" not in c["b"]]
     for tid, title, (first, second), rows, note in (
-            ("rl_vs_start", "GRPO against where it started (the register's SFT adapter, or the base model)",
-             ("start", "after GRPO"), after_rl, "the same held-out problems; GRPO trained on the train split only."),
+            ("rl_vs_start", f"{what} cells against where they started (the register's SFT adapter, or the base model)",
+             ("start", "after"), after_rl, "the same held-out problems; GRPO and RSFT trained on the train split only."),
+            ("rl_methods", "Variants from the same start against each other (SFT then GRPO or RSFT)",
+             ("variant a", "variant b"), rl_pairs,
+             "the same held-out problems and the same SFT adapter (or base model) underneath: which step to take "
+             "after SFT. " + "; ".join(f"{n}: {m.upper()}" for n, m in methods.items())),
             ("derived", "Corrupted and mixed traces against the clean register(s) they come from (same problems)",
              ("clean", "condition"), derived,
              "a corruption keeps every final answer right: a drop against the clean register is what the wrong, "
@@ -139,6 +147,14 @@ def build_sections(run: Path) -> dict:
             reward_curve_rows(run, spec),
             "the weighted sum is what GRPO maximised; each reward function's own mean follows where there are "
             "several. The plot in report.html shows every step."))
+    rsft = rsft_rows(run, spec)
+    if rsft:
+        tables.append(_table(
+            "rsft", "RSFT cells: what rejection sampling drew and kept",
+            ["student", "condition", "seed", "started from", "pool (problems)", "samples per problem", "samples",
+             "problems solved (trained on)", "sample accuracy", "seconds"], rsft,
+            "each solved problem gives one trace (its best correct sample) to fine-tune on; a student that solves "
+            "few pool problems trains on few traces, whatever the recipe."))
     transfer = transfer_rows(run, spec)
     if transfer:
         tables.append(_table(

@@ -51,6 +51,27 @@ def rl_rows(run: Path, spec: dict) -> list[list]:
     return out
 
 
+def rsft_rows(run: Path, spec: dict) -> list[list]:
+    """Per RSFT stage (a register's cell under recipe sft+rsft, or an `@rsft`-style variant): where it started,
+    its pool, how many samples it drew, how many problems it solved (the traces it then trained on), seconds."""
+    out = []
+    for s in spec["students"]:
+        for c in conditions_of(spec):
+            for seed in spec["seeds"]:
+                man = cell_dir(run, s, c, seed) / "rsft" / "manifest.json"
+                if not man.exists():
+                    continue
+                m = json.loads(man.read_text())
+                cfg, counts = m.get("config", {}), m.get("counts", {})
+                hist = counts.get("history") or [{}]
+                pool = sum((counts.get("pool_splits") or {}).values())
+                start = "SFT adapter" if cfg.get("init_adapter") else "base model"
+                out.append([s, c, seed, start, pool, cfg.get("k", "?"), sum(h.get("samples", 0) for h in hist),
+                            hist[-1].get("problems_solved", "-"), _f(hist[-1].get("sample_accuracy"), ".2f"),
+                            _f(m.get("seconds"), ".0f")])
+    return out
+
+
 def _bins(rows: list[dict], key: str, bins: int) -> str:
     """Means of `key` over consecutive slices of the steps, as 'a → b → c' (a curve in a table cell)."""
     parts = [p for p in np.array_split(np.arange(len(rows)), min(bins, len(rows))) if len(p)]
