@@ -103,7 +103,7 @@ def test_eval_with_a_rank_64_adapter_gives_hfs_rows(backend, lora64, tmp_path):
     if backend == "mlx":     # a peft adapter on mlx: merged as transformers merges it
         pytest.importorskip("mlx_lm", reason="mlx-lm not installed (make setup-test)")
     probs = tmp_path / "eval.jsonl"
-    write_jsonl(probs, _kg_problems(2 if backend == "mlx" else 10, 21))
+    write_jsonl(probs, _kg_problems(2 if backend == "mlx" else 6, 21))
     res = {}
     for b in ("hf", backend):
         r = run_cli("eval", "--adapter", str(lora64), "--problems", str(probs), "--out", str(tmp_path / b),

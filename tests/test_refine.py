@@ -196,7 +196,8 @@ def test_refine_one_round_with_the_local_llama_teacher(tmp_path, llama_server):
     teacher = (f"teacher: {{kind: openai, base_url: '{llama_server['base_url']}', model: smollm2, temperature: 0.7, "
                "k: 2, max_tokens: 32, concurrency: 4}\nfilters: [length, dedup]\n")
     spec.write_text(SPEC.replace("teacher: template\n", teacher).replace("train_hops: [1, 3]", "train_hops: [1, 1]")
-                    .replace("train_n: 24", "train_n: 12").replace("eval_n: 12", "eval_n: 8")
+                    .replace("train_n: 24", "train_n: 12").replace("eval_n: 12", "eval_n: 6")
+                    .replace("eval_max_new_tokens: 64", "eval_max_new_tokens: 32")
                     .replace("refine: {rounds: 1, stop: never}", "refine: {rounds: 1, stop: never, min_kept_share: 0}"))
     out = tmp_path / "run"
     r = run_cli("refine", str(spec), "--out", str(out))

@@ -29,6 +29,12 @@ from tracestyle.tasks import get_task
 
 log_fn = print
 HELDOUT_ROWS = 32
+
+
+def heldout_n(trained_rows: int) -> int:
+    """How many spare traces the held-out loss reads: up to 32, and no more than the condition trains on (at least
+    8): its two passes are forward passes over these rows, and on a small set they cost more than the training."""
+    return min(HELDOUT_ROWS, max(8, trained_rows))
 # kg_path skips non-KG rows; steps passes a trace with no arithmetic in it (checked: 0)
 FILTERS = ["length", "correct", "compliance", "dedup", "overlap", "kg_path", "steps"]
 
@@ -138,7 +144,7 @@ def register_data(spec: GridSpec, out: Path, curated: Path) -> dict[str, Path]:
         held = safe_child(out, f"data/{c}.heldout.jsonl")
         spare = left[c.split("+")[0]] if "+" in c else left[c]
         if spare:
-            write_jsonl(held, spare[:HELDOUT_ROWS])
+            write_jsonl(held, spare[:heldout_n(len(rs))])
         else:
             held.unlink(missing_ok=True)
     return paths

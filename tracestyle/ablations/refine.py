@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tracestyle.ablations.executors import run_job
-from tracestyle.ablations.grid import FILTERS, HELDOUT_ROWS, _problems
+from tracestyle.ablations.grid import FILTERS, _problems, heldout_n
 from tracestyle.ablations.refine_config import RefineConfig
 from tracestyle.ablations.spec import GridSpec
 from tracestyle.ablations.token_match import match_budget
@@ -138,7 +138,7 @@ def _prepare(run: _Run, reg: Register) -> dict:
     chosen, rep = match_budget({reg.name: rows}, {reg.name: counts}, run.budget, spec.data_seed)
     ids = {id(r) for r in chosen[reg.name]}
     write_jsonl(out / "data" / f"{reg.name}.jsonl", chosen[reg.name])
-    held = [r for r in rows if id(r) not in ids][:HELDOUT_ROWS]
+    held = [r for r in rows if id(r) not in ids][:heldout_n(len(chosen[reg.name]))]
     if held:
         write_jsonl(out / "data" / f"{reg.name}.heldout.jsonl", held)
     tok_path = out / "data" / "tokens.json"
