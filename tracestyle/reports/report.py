@@ -18,7 +18,7 @@ from tracestyle.reports import analysis, plots
 from tracestyle.reports.judge_labels import DEFAULT_TAXONOMY, label_evals
 from tracestyle.reports.nll import nll_points, nll_table, spearman
 from tracestyle.reports.refine_table import refine_rows, refine_summary
-from tracestyle.reports.rl_tables import reward_curve_rows, reward_curves, rl_rows, rsft_rows, transfer_rows
+from tracestyle.reports.rl_tables import after_sft_tables, reward_curves
 from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
@@ -132,36 +132,7 @@ def build_sections(run: Path) -> dict:
         if rows:
             tables.append(_table(tid, title, ["student", first, second, f"accuracy {first} → {second}",
                                               "difference [95% CI]", "p (Holm)"], [_pair_row(c) for c in rows], note))
-    rl = rl_rows(run, spec)
-    if rl:
-        tables.append(_table(
-            "rl", "GRPO cells: reward during training",
-            ["student", "condition", "seed", "reward", "steps", "reward, first quarter", "reward, last quarter",
-             "zero-spread groups", "completion tokens", "seconds"], rl,
-            "a zero-spread group gave every completion of one problem the same reward: no advantage, no gradient. "
-            "A small student that shares one reward across most groups learns little whatever the reward says: "
-            "try an SFT warm start (from: sft), partial-credit rewards (kg_path, steps) or rl_solvable_k."))
-        tables.append(_table(
-            "rl_curves", "GRPO reward curves: mean per fifth of the steps",
-            ["student", "condition", "seed", "reward", "mean reward, first → last fifth", "zero-spread groups"],
-            reward_curve_rows(run, spec),
-            "the weighted sum is what GRPO maximised; each reward function's own mean follows where there are "
-            "several. The plot in report.html shows every step."))
-    rsft = rsft_rows(run, spec)
-    if rsft:
-        tables.append(_table(
-            "rsft", "RSFT cells: what rejection sampling drew and kept",
-            ["student", "condition", "seed", "started from", "pool (problems)", "samples per problem", "samples",
-             "problems solved (trained on)", "sample accuracy", "seconds"], rsft,
-            "each solved problem gives one trace (its best correct sample) to fine-tune on; a student that solves "
-            "few pool problems trains on few traces, whatever the recipe."))
-    transfer = transfer_rows(run, spec)
-    if transfer:
-        tables.append(_table(
-            "transfer", "Transfer: accuracy on tasks the students never trained on, against the base model",
-            ["set", "student", "condition", "accuracy [95% CI]", "difference from base [95% CI]", "p (Holm)"],
-            transfer, "difference in points on the same problems (paired); p from McNemar, Holm-corrected per set "
-                      "and student."))
+    tables += after_sft_tables(run, spec)
     cost = analysis.eval_cost_rows(run, data)
     if cost:
         tables.append(_table(

@@ -1,6 +1,7 @@
 """The RL part of a grid report: one row per GRPO cell (reward at the start and end, the share of groups whose
-completions all got one reward, and so taught nothing), reward curves, and the transfer table (every cell on
-evaluation sets of tasks it never trained on, each against the base model)."""
+completions all got one reward, and so taught nothing), reward curves, one row per RSFT stage (what it sampled and
+kept), and the transfer table (every cell on evaluation sets of tasks it never trained on, each against the base
+model)."""
 
 from __future__ import annotations
 
@@ -162,4 +163,39 @@ def transfer_rows(run: Path, spec: dict) -> list[list]:
             for r in rows:
                 r[5] = "-" if r[5] is None else f"{next(adj):.3g}"
             out += rows
+    return out
+
+
+# (id, title, columns, rows function, note): the report's tables for cells trained after SFT, and transfer
+_TABLES = (
+    ("rl", "GRPO cells: reward during training",
+     ["student", "condition", "seed", "reward", "steps", "reward, first quarter", "reward, last quarter",
+      "zero-spread groups", "completion tokens", "seconds"], rl_rows,
+     "a zero-spread group gave every completion of one problem the same reward: no advantage, no gradient. "
+     "A small student that shares one reward across most groups learns little whatever the reward says: "
+     "try an SFT warm start (from: sft), partial-credit rewards (kg_path, steps) or rl_solvable_k."),
+    ("rl_curves", "GRPO reward curves: mean per fifth of the steps",
+     ["student", "condition", "seed", "reward", "mean reward, first → last fifth", "zero-spread groups"],
+     reward_curve_rows,
+     "the weighted sum is what GRPO maximised; each reward function's own mean follows where there are "
+     "several. The plot in report.html shows every step."),
+    ("rsft", "RSFT cells: what rejection sampling drew and kept",
+     ["student", "condition", "seed", "started from", "pool (problems)", "samples per problem", "samples",
+      "problems solved (trained on)", "sample accuracy", "seconds"], rsft_rows,
+     "each solved problem gives one trace (its best correct sample) to fine-tune on; a student that solves "
+     "few pool problems trains on few traces, whatever the recipe."),
+    ("transfer", "Transfer: accuracy on tasks the students never trained on, against the base model",
+     ["set", "student", "condition", "accuracy [95% CI]", "difference from base [95% CI]", "p (Holm)"],
+     transfer_rows,
+     "difference in points on the same problems (paired); p from McNemar, Holm-corrected per set and student."),
+)
+
+
+def after_sft_tables(run: Path, spec: dict) -> list[dict]:
+    """The GRPO, reward-curve, RSFT and transfer tables that have rows in this run."""
+    out = []
+    for tid, title, cols, rows_fn, note in _TABLES:
+        rows = rows_fn(run, spec)
+        if rows:
+            out.append({"id": tid, "title": title, "cols": cols, "rows": rows, "note": note})
     return out
