@@ -264,8 +264,9 @@ def test_grid_spec_rl_and_transfer_keys(tmp_path):
     assert load("task: kg\nregisters: [normal]\nrecipe: sft+grpo\nreward: kg_path\n").rl_conditions() == ["normal@grpo"]
     assert load("task: kg\nregisters: [normal]\nrecipe: grpo\n").rl_conditions() == ["base@grpo"]
     # RSFT as a variant beside GRPO: SFT, RSFT and GRPO are cells of one grid
-    s = load("task: kg\nregisters: [normal]\nrl:\n  - {name: rs, method: rsft}\n  - {name: g, reward: kg_path}\n")
-    assert s.rl_conditions() == ["normal@rs", "normal@g"]
+    s = load("task: kg\nregisters: [normal]\nrl:\n  - {name: rs, method: rsft, k: 8, pool_n: 30}\n"
+             "  - {name: g, reward: kg_path}\n")
+    assert s.rl_conditions() == ["normal@rs", "normal@g"] and s.rl_variants()[0]["k"] == 8
     assert [v["method"] for v in s.rl_variants()] == ["rsft", "grpo"] and "reward" not in s.rl_variants()[0]
     assert [v["name"] for v in s.grpo_variants()] == ["g"]
     for text, key in (("task: kg\nrl:\n  - {name: x, reward: answr}\n", "rl"),
@@ -273,6 +274,8 @@ def test_grid_spec_rl_and_transfer_keys(tmp_path):
                       ("task: kg\nrl:\n  - {name: x, reward: answer, from: rsft}\n", "rl"),
                       ("task: kg\nrl:\n  - {name: x, method: ppo}\n", "rl"),
                       ("task: kg\nrl:\n  - {name: x, method: rsft, reward: answer}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: x, method: rsft, k: 0}\n", "rl"),
+                      ("task: kg\nrl:\n  - {name: x, reward: answer, k: 4}\n", "rl"),
                       ("task: kg\nrecipe: sft+rsft\nrl:\n  - {name: x, reward: answer}\n", "rl"),
                       ("task: kg\nrecipe: ppo\n", "recipe"), ("task: kg\nrl_generations: 1\n", "rl_generations"),
                       ("task: kg\ntransfer:\n  - {name: w, task: nope}\n", "transfer")):
@@ -291,7 +294,7 @@ def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
         "task: kg\nkg: devops\nregisters: [normal]\nstudents: [smollm2-135m]\ntrain_n: 16\neval_n: 4\n"
         "train_hops: [1, 2]\neval_hops: [2, 3]\nsteps: 2\nbatch_size: 4\nnll_sample: 0\neval_max_new_tokens: 16\n"
         "rl:\n  - {name: ans, reward: answer}\n  - {name: cold, reward: 'answer,kg_path:0.5', from: base}\n"
-        "  - {name: rs, method: rsft}\nrsft_k: 2\n"
+        "  - {name: rs, method: rsft, k: 2, pool_n: 8}\n"
         "rl_steps: 2\nrl_generations: 2\nrl_max_new_tokens: 16\n"
         f"transfer:\n  - {{name: math, task: gsm8k, data: {Path(__file__).resolve().parents[2] / 'shared/data/gsm8k'}}}\n"
         "transfer_n: 2\n")
@@ -305,11 +308,11 @@ def test_grid_with_grpo_cells_and_a_transfer_set(tmp_path):
                   "Variants from the same start against each other", "RSFT cells: what rejection sampling drew",
                   "Transfer: accuracy on tasks the students never trained on", "GRPO reward curves"):
         assert title in md, title
-    # RSFT started from the register's SFT adapter, sampled 2 per pool problem with the evaluation's budget
+    # RSFT started from the register's SFT adapter, sampled 2 for each of 8 pool problems with the evaluation's budget
     man = json.loads((out / "cells/smollm2-135m/normal@rs/seed0/rsft/manifest.json").read_text())
     assert man["config"]["init_adapter"].endswith("normal/seed0/adapter") and man["config"]["k"] == 2
-    assert man["config"]["max_new_tokens"] == 16
-    rs_row = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@rs | 0 | SFT adapter |")]
+    assert man["config"]["max_new_tokens"] == 16 and man["config"]["pool_n"] == 8
+    rs_row = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@rs | 0 | SFT adapter | 8 | 2 | 16 |")]
     assert len(rs_row) == 1, md
     pair = [ln for ln in md.splitlines() if ln.startswith("| smollm2-135m | normal@ans | normal@rs |")]
     assert len(pair) == 1, md

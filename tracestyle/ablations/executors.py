@@ -89,8 +89,8 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         # samples get the evaluation's token budget (auto: the longest trained trace x 1.25): a fixed cap shorter
         # than a long register's traces would reject its samples as cut off and bias RSFT against that register
         budget = spec.eval_max_new_tokens if isinstance(spec.eval_max_new_tokens, int) else RSFTConfig.max_new_tokens
-        rs = RSFTConfig(rounds=1, k=spec.rsft_k, init_adapter=job["init"], max_new_tokens=budget,
-                        match_difficulty=job.get("match_difficulty"), pool_n=spec.train_n)
+        rs = RSFTConfig(rounds=1, k=job.get("k", spec.rsft_k), init_adapter=job["init"], max_new_tokens=budget,
+                        match_difficulty=job.get("match_difficulty"), pool_n=job.get("pool_n", spec.train_n))
         res = run_rsft(job["problems"], cfg, job["out"], rs, progress=progress)
     return {**res, "worker_pid": os.getpid()}
 

@@ -200,7 +200,8 @@ def rl_jobs(spec: GridSpec, out: Path, trainable: set, train_problems: Path) -> 
                         stage = cdir / "rsft"
                         jobs.append({"kind": "rsft", "student": s, "register": cond, "seed": seed,
                                      "problems": str(rsft_pool(spec, out, train_problems)), "init": init,
-                                     "start_register": reg, "out": str(stage),
+                                     "start_register": reg, "out": str(stage), "k": v.get("k", spec.rsft_k),
+                                     "pool_n": v.get("pool_n", spec.train_n),
                                      "match_difficulty": str(out / "problems" / "eval.jsonl")
                                      if spec.rsft_pool == "matched" else None})
                     else:

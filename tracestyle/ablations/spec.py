@@ -36,7 +36,8 @@ class GridSpec:
     # GRPO: the reward ("answer,kg_path:0.5"), or several variants, each a condition of its own:
     # [{name: grpo-path, reward: "answer,kg_path:0.5", from: sft}]  (from: sft = each register's SFT adapter, base)
     # {name: rsft, method: rsft}: rejection sampling from the same start (rsft_k, rsft_pool), so SFT, RSFT and GRPO
-    # are cells of one grid on the same problems
+    # are cells of one grid on the same problems; k and pool_n set its samples per problem and pool size (k: 8,
+    # pool_n: 30 draws the 240 completions of a 30-step GRPO variant with 8 generations)
     reward: str = "answer"
     rl: list[dict] = field(default_factory=list)
     rl_steps: int = 20
@@ -248,13 +249,16 @@ class GridSpec:
             bad("rl", "must be a list of mappings {name, reward, from, method}")
         names = set()
         for v in self.rl_variants():
-            unknown = set(v) - {"name", "reward", "from", "method"}
-            if unknown:
-                bad("rl", f"unknown key(s) {sorted(unknown)} in {v!r} (known: name, reward, from, method)")
             if v["method"] not in ("grpo", "rsft"):
                 bad("rl", f"method must be grpo or rsft, got {v['method']!r}")
-            if v["method"] == "rsft" and "reward" in v:
-                bad("rl", f"an rsft variant keeps the correct samples and takes no reward: {v!r}")
+            known = {"name", "from", "method"} | ({"reward"} if v["method"] == "grpo" else {"k", "pool_n"})
+            unknown = set(v) - known
+            if unknown:
+                bad("rl", f"unknown key(s) {sorted(unknown)} in {v!r} (a {v['method']} variant knows "
+                          f"{', '.join(sorted(known))}; an rsft variant keeps correct samples and takes no reward)")
+            for k in ("k", "pool_n"):
+                if k in v and (not isinstance(v[k], int) or isinstance(v[k], bool) or v[k] < 1):
+                    bad("rl", f"{k} must be a positive integer, got {v[k]!r} in {v!r}")
             if not isinstance(v.get("name"), str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v["name"]):
                 bad("rl", f"each variant needs a name of letters, digits, '-', '_' or '.', got {v.get('name')!r}")
             if v["name"] in names:

@@ -132,7 +132,8 @@ def add_commands(sub) -> None:
     p.add_argument("--gen-batch-size", type=int, default=8)
     p.add_argument("--match-difficulty", metavar="EVAL_PROBLEMS",
                    help="draw the pool to follow these (eval) problems' difficulty distribution; never samples them")
-    p.add_argument("--pool-n", type=int, help="with --match-difficulty: at most this many pool problems")
+    p.add_argument("--pool-n", type=int, help="at most this many pool problems (with --match-difficulty: drawn to "
+                   "its difficulty; without: the first ones in the file)")
     p.add_argument("--sampler", default="hf", choices=["hf", "vllm"],
                    help="who samples the k completions: transformers, or vLLM (one engine start per round)")
     add_kg_arg(p)

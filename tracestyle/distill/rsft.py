@@ -48,7 +48,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
              progress=None) -> dict:
     """Rounds of: sample k completions per train problem, keep the best correct one per problem, fine-tune.
     rs.match_difficulty: an eval problems file; the pool is then drawn (up to rs.pool_n) to follow its difficulty
-    distribution, and any of its problems is removed from the pool."""
+    distribution, and any of its problems is removed from the pool. Without it, the first rs.pool_n problems."""
     rs = rs or RSFTConfig()
     rounds, k, init_adapter, temperature, top_p = rs.rounds, rs.k, rs.init_adapter, rs.temperature, rs.top_p
     max_new_tokens, batch_size, kg, match_difficulty = rs.max_new_tokens, rs.batch_size, rs.kg, rs.match_difficulty
@@ -71,6 +71,8 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
         problems, pool_report = difficulty_matched(problems, target, rs.pool_n, cfg.seed)
         if not problems:
             raise InputError("no train problem is left at the evaluation's difficulty", str(problems_path))
+    elif rs.pool_n:
+        problems = problems[: rs.pool_n]       # the file's order: the train split is already a seeded draw
     conf = rsft_config(cfg, rounds=rounds, k=k, init_adapter=init_adapter, temperature=temperature, top_p=top_p,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, kg=kg, allow_eval_leak=rs.allow_eval_leak,
                        match_difficulty=bool(match_difficulty), pool_n=rs.pool_n,
