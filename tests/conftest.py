@@ -18,6 +18,9 @@ os.environ.setdefault("TRACESTYLE_QUIET", "1")
 # student beating the base model) must not depend on whether CI's CPU has native bf16. bf16 is tested by name
 # (tests/test_precision.py), and precision resolution with fake CPU flags.
 os.environ.setdefault("TRACESTYLE_PRECISION", "float32")
+# likewise grid jobs run one at a time unless a test asks for more: a job's thread count changes float rounding
+# (tests/test_workers.py runs them side by side, and the measured choice)
+os.environ.setdefault("TRACESTYLE_WORKERS", "1")
 
 
 def free_port() -> int:

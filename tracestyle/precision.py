@@ -49,6 +49,15 @@ def cpu_facts() -> dict:
     return facts_from(model, flags, os.cpu_count() or 1)
 
 
+THREADS_ENV = "TRACESTYLE_THREADS"
+
+
+def thread_budget() -> int:
+    """The cores this process may use: every core, or its share when grid jobs run side by side (each worker
+    process is given cores // workers in TRACESTYLE_THREADS). Stages that set torch's threads stay within it."""
+    return max(1, int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1))
+
+
 def describe_cpu() -> str:
     """One line for logs, reports and benchmarks: 'Intel(R) Xeon(R) Processor (amx_bf16 avx512_bf16 ...; native bf16)'."""
     f = cpu_facts()

@@ -1,19 +1,22 @@
-"""Executors run grid jobs: local (sequential, default) or Ray (one task per job, with its resources)."""
+"""Executors run grid jobs: local (this machine: one at a time, or side by side where measured faster; default) or Ray
+(one task per job, with its resources)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from tracestyle.ablations.spec import GridSpec
+from tracestyle.ablations.workers import choose_workers, run_side_by_side, worker_reason
 from tracestyle.distill.config import EvalConfig, RSFTConfig, config_from_preset
 from tracestyle.distill.evaluate import run_eval
 from tracestyle.distill.nll import run_nll
 from tracestyle.distill.rsft import run_rsft
 from tracestyle.distill.train import run_train
 from tracestyle.errors import MissingExtraError
-from tracestyle.progress import stage_progress
+from tracestyle.progress import queue_progress, silenced, stage_progress
 from tracestyle.registry import Registry
 from tracestyle.rl.grpo import RLConfig, run_rl
 
@@ -60,20 +63,32 @@ def job_label(job: dict) -> str:
 
 
 def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, _after: object = None, *,
-            label: str | None = None) -> dict:
+            label: str | None = None, queue=None) -> dict:
     """One stage of one cell. Each stage skips itself when its manifest matches, so reruns are cheap.
-    The result names the process that ran it (worker_pid), so a caller can tell where jobs ran."""
+    The result names the process that ran it (worker_pid), so a caller can tell where jobs ran. `queue`: a worker
+    process's line to the parent's progress display (jobs side by side)."""
+    res = _run_job(job, spec_dict, eval_problems, quiet, label=label, queue=queue)
+    return {**res, "worker_pid": os.getpid(), "threads": torch_threads()}
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool, *, label: str | None, queue) -> dict:
     spec = GridSpec(**spec_dict)
-    progress = stage_progress(label or job_label(job), quiet)
+    label = label or job_label(job)
+    progress = queue_progress(queue, label) if queue is not None else stage_progress(label, quiet)
     if job["kind"] == "eval":
         ev = EvalConfig(adapter=job["adapter"], batch_size=spec.eval_batch_size, max_new_tokens=spec.eval_max_new_tokens,
                         precision=spec.precision, device=spec.device, backend=spec.eval_backend)
         res = run_eval(job["student"], job.get("problems") or eval_problems, job["out"], ev, progress=progress)
-        return {**res, "worker_pid": os.getpid()}
+        return res
     if job["kind"] == "nll":
-        return {**run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress,
-                          precision=spec.precision),
-                "worker_pid": os.getpid()}
+        return run_nll(job["student"], job["data"], job["out"], sample=job["sample"], progress=progress,
+                       precision=spec.precision)
     cfg = train_config(spec, job)
     if job["kind"] == "rl":
         rl = RLConfig(reward=job["reward"], steps=spec.rl_steps, num_generations=spec.rl_generations,
@@ -81,7 +96,7 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
                       temperature=spec.rl_temperature, lr=spec.rl_lr, beta=spec.rl_beta, init_adapter=job["init"],
                       register=job.get("start_register"), registers_dir=spec.registers_dir,
                       solvable_k=spec.rl_solvable_k, save_every=max(1, spec.rl_steps // 4), rollouts=spec.rl_rollouts)
-        return {**run_rl(job["problems"], cfg, job["out"], rl, progress=progress), "worker_pid": os.getpid()}
+        return run_rl(job["problems"], cfg, job["out"], rl, progress=progress)
     if job["kind"] == "train":
         held = job.get("heldout") if job.get("heldout") and Path(job["heldout"]).exists() else None
         res = run_train(job["data"], cfg, job["out"], progress=progress, eval_data=held)
@@ -92,13 +107,35 @@ def run_job(job: dict, spec_dict: dict, eval_problems: str, quiet: bool = True, 
         rs = RSFTConfig(rounds=1, k=job.get("k", spec.rsft_k), init_adapter=job["init"], max_new_tokens=budget,
                         match_difficulty=job.get("match_difficulty"), pool_n=job.get("pool_n", spec.train_n))
         res = run_rsft(job["problems"], cfg, job["out"], rs, progress=progress)
-    return {**res, "worker_pid": os.getpid()}
+    return res
 
 
 def local_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bool = False) -> list[dict]:
-    # each job shows its own bar (steps and loss, problems evaluated) with an ETA, numbered among all jobs
-    return [run_job(job, asdict(spec), eval_problems, quiet, label=f"[{i}/{len(jobs)}] {job_label(job)}")
-            for i, job in enumerate(jobs, 1)]
+    """This machine's jobs, one at a time or side by side (spec.workers; auto: measured, ablations/workers.py).
+    Each job shows its own bar (steps and loss, problems evaluated) with an ETA, numbered among all jobs."""
+    labels = [f"[{i}/{len(jobs)}] {job_label(job)}" for i, job in enumerate(jobs, 1)]
+    n, why = choose_workers(spec.workers, spec.precision, spec.device)
+    if not silenced(quiet):
+        print(f"jobs at once: {n} ({worker_reason(n, why)})", file=sys.stderr)
+    if n <= 1 or len(jobs) < 2:
+        return [{**run_job(job, asdict(spec), eval_problems, quiet, label=label), "workers": 1}
+                for job, label in zip(jobs, labels)]
+    results = run_side_by_side(jobs, job_deps(jobs), run_job, (asdict(spec), eval_problems, True), labels, n, quiet)
+    return [{**r, "workers": n} for r in results]
+
+
+def job_deps(jobs: list[dict]) -> list[int | None]:
+    """The job each job waits for (an index, or None): the previous stage of its cell (a trained cell's evaluation
+    waits for its training), and for an RL or RSFT variant the SFT cell it starts from."""
+    deps, prev = [], {}
+    for i, job in enumerate(jobs):
+        key = (job.get("student"), job.get("register"), job.get("seed"))
+        dep = prev.get(key) if job.get("register") else None
+        if job["kind"] in ("rl", "rsft") and job.get("start_register"):
+            dep = prev.get((job["student"], job["start_register"], job["seed"]))
+        prev[key] = i
+        deps.append(dep)
+    return deps
 
 
 def job_resources(job: dict, cluster: dict) -> dict:
@@ -123,16 +160,11 @@ def ray_executor(jobs: list[dict], spec: GridSpec, eval_problems: str, quiet: bo
     remote = ray.remote(run_job)
     cluster = ray.cluster_resources()
     sd = asdict(spec)
-    refs, prev = [], {}
-    for job in jobs:
-        key = (job.get("student"), job.get("register"), job.get("seed"))
-        dep = prev.get(key) if job.get("register") else None
-        if job["kind"] in ("rl", "rsft") and job.get("start_register"):   # a variant starts from an SFT adapter
-            dep = prev.get((job["student"], job["start_register"], job["seed"]))
+    refs = []
+    for job, dep in zip(jobs, job_deps(jobs)):
         # chain a cell's stages: a top-level ObjectRef argument makes Ray wait for the previous stage
-        ref = remote.options(**job_resources(job, cluster)).remote(job, sd, eval_problems, True, dep)
-        prev[key] = ref
-        refs.append(ref)
+        refs.append(remote.options(**job_resources(job, cluster)).remote(
+            job, sd, eval_problems, True, None if dep is None else refs[dep]))
     return ray.get(refs)
 
 

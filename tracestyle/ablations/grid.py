@@ -265,7 +265,8 @@ def run_grid(spec: GridSpec, out_dir: str | Path, quiet: bool = False) -> Path:
     # which process ran each job: the executor's own record, kept beside the results
     write_jsonl(out / "jobs.jsonl", [{"kind": j["kind"], "out": j["out"], "executor": spec.executor,
                                       "skipped": bool(r.get("skipped")), "worker_pid": r.get("worker_pid"),
-                                      "driver_pid": os.getpid()} for j, r in zip(jobs, results)])
+                                      "driver_pid": os.getpid(), "workers": r.get("workers"),
+                                      "threads": r.get("threads")} for j, r in zip(jobs, results)])
     write_report(out)
     if not quiet:
         log_fn(f"grid done in {time.time() - t0:.0f} s: {out / 'report.html'}")

@@ -80,6 +80,9 @@ class GridSpec:
     # paths); train: RSFT samples the SFT train problems (easy, when the eval split is harder)
     rsft_pool: str = "matched"
     executor: str = "local"
+    # jobs at once on this machine (local executor): auto measures one job on every core against one single-thread
+    # job per core, once per machine (ablations/workers.py); 1 on a GPU
+    workers: int | str = "auto"
     # extra training conditions beside the clean registers, token-matched like them
     corruption: list[str] = field(default_factory=list)    # curate/corrupt.py KINDS, applied to each register
     corruption_registers: list[str] | None = None           # only these registers (default: all)
@@ -168,6 +171,9 @@ class GridSpec:
         self._validate_rl(bad)
         if self.executor not in ("local", "ray"):
             bad("executor", f"unknown executor '{self.executor}' (local, ray)")
+        w = self.workers
+        if not (w == "auto" or (isinstance(w, int) and not isinstance(w, bool) and w >= 1)):
+            bad("workers", f"must be auto or a positive integer, got {w!r}")
         tb = self.token_budget
         if not (tb in ("none", "matched") or (isinstance(tb, int) and not isinstance(tb, bool) and tb > 0)):
             bad("token_budget", f"must be none, matched or a positive integer, got {self.token_budget!r}")

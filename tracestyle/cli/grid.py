@@ -43,6 +43,8 @@ def cmd_grid(args) -> int:
     spec = GridSpec.load(args.spec)
     if args.executor:
         spec.executor = args.executor
+    if args.workers:
+        spec.workers = _workers(args.workers)
     if args.precision:
         spec.precision = normalise(args.precision)
     if args.dry_run:
@@ -103,7 +105,7 @@ def cmd_report(args) -> int:
 
 def cmd_quickstart(args) -> int:
     """The README's main job: a small KG grid on the bundled student, CPU only, offline."""
-    spec = GridSpec(**QUICKSTART, precision=normalise(args.precision))
+    spec = GridSpec(**QUICKSTART, precision=normalise(args.precision), workers=_workers(args.workers or "auto"))
     spec.validate()
     out = run_grid(spec, args.out, args.quiet)
     _print_results(out)
@@ -128,6 +130,21 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _workers(v: str) -> int | str:
+    if v == "auto":
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        raise InputError(f"--workers takes auto or a positive integer, got {v!r}", field="workers") from None
+
+
+def add_workers_arg(p) -> None:
+    p.add_argument("--workers", default=None,
+                   help="jobs at once on this machine (local executor): auto (default) measures, once per machine, one "
+                        "job on every core against one single-thread job per core; 1 runs them one at a time")
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("grid", help="run a grid spec (YAML): task x registers x students x seeds")
     p.add_argument("spec")
@@ -136,6 +153,7 @@ def add_commands(sub) -> None:
                    help="print each stage's backend, device, precision, estimated memory and time, and every blocker "
                         "found without loading a model; exit 2 when there is one")
     p.add_argument("--executor", default=None, choices=["local", "ray"])
+    add_workers_arg(p)
     add_precision_arg(p)
     p.set_defaults(fn=cmd_grid)
 
@@ -164,5 +182,6 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("quickstart", help="the main job: a scale x style KG grid on the two bundled students (CPU)")
     p.add_argument("--out", default="runs/quickstart")
+    add_workers_arg(p)
     add_precision_arg(p)
     p.set_defaults(fn=cmd_quickstart)

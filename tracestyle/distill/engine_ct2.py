@@ -23,6 +23,7 @@ from tracestyle.distill.loops import LoopWatch
 from tracestyle.distill.models import cache_root, load_preset, load_tokenizer, resolve_model_path
 from tracestyle.errors import MissingExtraError
 from tracestyle.manifest import hash_file
+from tracestyle.precision import thread_budget
 
 
 def available() -> bool:
@@ -155,7 +156,7 @@ class CT2Generator:
         self.watch = LoopWatch(self.tok)
         self.compute_type = compute_type
         self.model = ctranslate2.Generator(str(converted_dir(student, adapter, compute_type)), device="cpu",
-                                           compute_type=compute_type, intra_threads=threads or (os.cpu_count() or 1))
+                                           compute_type=compute_type, intra_threads=threads or thread_budget())
 
     def generate(self, questions: list[str], dec: Decoding = Decoding(), *, batch_size: int = 32,
                  stop_loops: bool = True) -> dict:

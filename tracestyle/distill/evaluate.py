@@ -104,6 +104,8 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
     gen_tokens, gen_secs, loops_stopped = 0, 0.0, 0
     backend, why = ev.backend, {"rule": "every row came from the interrupted run's log"}
     if todo:
+        if progress:
+            progress(0, len(todo))     # the bar's clock starts before the model loads, not after the first batch
         backend, why = resolve_backend(student, ev, dev, precision, questions=[p["question"] for p in todo], fmt=fmt)
         dec = Decoding(max_new_tokens, temperature, fmt=fmt)
         if backend == "mlx":

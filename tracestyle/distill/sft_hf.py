@@ -18,7 +18,7 @@ from tracestyle.distill.memory import GIB, micro_budget_for
 from tracestyle.distill.models import load_model, load_preset, load_tokenizer
 from tracestyle.errors import InputError
 from tracestyle.jsonl import AppendLog, atomic_write_text, write_json
-from tracestyle.precision import resolve_precision
+from tracestyle.precision import resolve_precision, thread_budget
 
 
 def pick_device(want: str) -> str:
@@ -264,7 +264,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(thread_budget())
     device = pick_device(cfg.device)
     cfg = replace(cfg, dtype=resolve_precision(cfg.dtype, device))   # train_config.json records what ran
     tok = load_tokenizer(cfg.student)
@@ -282,6 +282,8 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
             break
     total_steps = cfg.total_steps(len(train_ex))
     plan = plan[: total_steps * cfg.grad_accum]
+    if progress:
+        progress(0, total_steps)     # the bar's clock starts before the model loads, not after the first step
 
     model = build_model(cfg, device, init_adapter)
     if gpu_plan(cfg, device)[1]:   # activations recomputed in the backward pass: memory for time, on a GPU only

@@ -6,7 +6,6 @@ whose completions all got one reward, KL, length, loss); checkpoints make a kill
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,7 +19,7 @@ from tracestyle.distill.sft_hf import build_model, pick_device, trim_metrics
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json
 from tracestyle.manifest import is_complete, write_manifest
-from tracestyle.precision import resolve_precision
+from tracestyle.precision import resolve_precision, thread_budget
 from tracestyle.prompts import load_registers
 from tracestyle.rl.rewards import Completion, parse_rewards
 from tracestyle.rl.solvable import solvable_only
@@ -235,7 +234,7 @@ def run_rl(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, rl:
         raise MissingExtraError("trl", "trl") from None
     out.mkdir(parents=True, exist_ok=True)
     # the solvable filter samples with every core (or the requested count); the step's count is chosen below
-    torch.set_num_threads(rl.threads or os.cpu_count() or 1)
+    torch.set_num_threads(rl.threads or thread_budget())
     tok = load_tokenizer(cfg.student)
     fmt = cfg.prompt_format
     filt = None

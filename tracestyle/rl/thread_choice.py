@@ -9,11 +9,10 @@ kept (keyed by CPU, flags, cores, torch version, student, precision, group size)
 
 from __future__ import annotations
 
-import os
 import time
 
 from tracestyle.measured import measured
-from tracestyle.precision import cpu_facts
+from tracestyle.precision import cpu_facts, thread_budget
 
 PROBE_TOKENS = 24
 THREADS = "rl_threads"      # the measurements' file in the cache folder
@@ -60,7 +59,7 @@ def _probe(model, tok, prompt: str, precision: str, group: int) -> dict:
     got: dict = {"probe_tokens": PROBE_TOKENS, "group": group, "seconds": {}}
     model.eval()
     try:
-        for n in sorted({os.cpu_count() or 1, 1}, reverse=True):
+        for n in sorted({thread_budget(), 1}, reverse=True):
             torch.set_num_threads(n)
             with torch.no_grad():
                 model.generate(**enc, max_new_tokens=2, do_sample=False)   # first-call allocations are not speed
@@ -75,7 +74,7 @@ def _probe(model, tok, prompt: str, precision: str, group: int) -> dict:
 def choose_threads(model, tok, prompt: str, student: str, precision: str, group: int,
                    requested: int | None = None) -> tuple[int, dict]:
     """(threads, why): the requested count, or the faster of 1 thread and every core by the probe."""
-    cores = os.cpu_count() or 1
+    cores = thread_budget()
     if requested:
         return requested, {"chosen_by": "requested"}
     if cores == 1:

@@ -1,0 +1,88 @@
+"""Grid jobs side by side on one machine: worker processes with a share of the cores each, a cell's evaluation
+after its training, the same files as jobs run one at a time; and the measured choice of how many run at once."""
+
+import csv
+import json
+import os
+
+import pytest
+
+from conftest import run_cli
+
+SPEC = """task: kg
+kg: devops
+registers: [normal, titanium]
+students: [smollm2-135m]
+seeds: [0]
+train_n: 8
+eval_n: 4
+steps: 1
+batch_size: 2
+eval_max_new_tokens: 8
+eval_batch_size: 4
+"""
+
+
+def test_jobs_wait_for_the_stage_they_build_on():
+    from tracestyle.ablations.executors import job_deps
+
+    jobs = [{"kind": "eval", "student": "s"}, {"kind": "nll", "student": "s", "register": "a"},
+            {"kind": "train", "student": "s", "register": "a", "seed": 0},
+            {"kind": "eval", "student": "s", "register": "a", "seed": 0},
+            {"kind": "train", "student": "s", "register": "b", "seed": 0},
+            {"kind": "eval", "student": "s", "register": "b", "seed": 0},
+            {"kind": "rsft", "student": "s", "register": "a@rs", "seed": 0, "start_register": "a"},
+            {"kind": "eval", "student": "s", "register": "a@rs", "seed": 0}]
+    assert job_deps(jobs) == [None, None, None, 2, None, 4, 3, 6]
+
+
+@pytest.mark.slow
+def test_grid_jobs_side_by_side(tmp_path):
+    (tmp_path / "g.yaml").write_text(SPEC)
+    out = tmp_path / "run"
+    r = run_cli("grid", str(tmp_path / "g.yaml"), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert sorted(x["register"] for x in rows) == ["base", "normal", "titanium"] and all(x["n"] == "4" for x in rows)
+    jobs = [json.loads(x) for x in (out / "jobs.jsonl").read_text().splitlines()]
+    # two worker processes, neither the grid's own, each on its share of the cores
+    assert len({j["worker_pid"] for j in jobs}) == 2 and all(j["worker_pid"] != j["driver_pid"] for j in jobs)
+    assert all(j["workers"] == 2 and j["threads"] == max(1, (os.cpu_count() or 1) // 2) for j in jobs), jobs
+    for reg in ("normal", "titanium"):
+        cell = out / "cells" / "smollm2-135m" / reg / "seed0"
+        trained_at = (cell / "adapter" / "manifest.json").stat().st_mtime
+        ev = cell / "eval" / "manifest.json"
+        eval_started = ev.stat().st_mtime - json.loads(ev.read_text())["seconds"]
+        assert eval_started >= trained_at - 0.5, "an evaluation must wait for its training"
+    # a rerun one job at a time finds every stage done: the files are those a sequential run keeps
+    r = run_cli("grid", str(tmp_path / "g.yaml"), "--out", str(out), "--workers", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = [json.loads(x) for x in (out / "jobs.jsonl").read_text().splitlines()]
+    assert all(j["skipped"] and j["workers"] == 1 for j in jobs)
+
+
+@pytest.mark.slow
+def test_workers_auto_is_measured_once_per_machine(tmp_path, monkeypatch):
+    """The real probe: one evaluation batch of the bundled student on every core, then one single-thread copy per
+    core side by side; the answer is kept, and a GPU or a pinned TRACESTYLE_WORKERS decides without it."""
+    from tracestyle.ablations import workers
+
+    monkeypatch.setenv("TRACESTYLE_CACHE", str(tmp_path))
+    monkeypatch.delenv("TRACESTYLE_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PROBE_PROMPTS", 4)
+    monkeypatch.setattr(workers, "PROBE_TOKENS", 8)
+    n, why = workers.choose_workers("auto", "float32", "auto")
+    if (os.cpu_count() or 1) < 2:
+        assert n == 1
+        return
+    assert why["chosen_by"] == "measured" and not why["cached"], why
+    assert why["tokens_per_s_side_by_side"] > 0 and why["tokens_per_s_one_job_all_threads"] > 0
+    faster = why["tokens_per_s_side_by_side"] > workers.GAIN * why["tokens_per_s_one_job_all_threads"]
+    assert n == (why["jobs"] if faster else 1)
+    again, why2 = workers.choose_workers("auto", "float32", "auto")
+    assert again == n and why2["cached"]
+    assert workers.choose_workers(3, "float32", "auto")[0] == 3
+    assert workers.choose_workers("auto", "float32", "cuda") == (1, {"chosen_by": "one job at a time on a GPU or a "
+                                                                              "single core"})
+    monkeypatch.setenv("TRACESTYLE_WORKERS", "1")
+    assert workers.choose_workers("auto", "float32", "auto") == (1, {"chosen_by": "TRACESTYLE_WORKERS"})

@@ -1,0 +1,143 @@
+"""How many grid jobs run at once on a CPU, and running them so: chosen by measuring on the machine.
+
+Why: the bundled students are small, so torch's threads spend much of a step waiting on each other. On an Intel
+Xeon with AMX (2 cores, bf16) one thread evaluated at 111 tokens/s and two at 188, and a LoRA step took 2.67 s at
+one thread and 1.65 s at two (bench/threads.py): two jobs side by side at one thread each get more done than one job
+on both cores. Other CPUs may not (memory bandwidth, SMT siblings), so the first grid on a machine times one
+evaluation batch both ways, the jobs' own kind of work, and keeps the answer (tracestyle/measured.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tracestyle.measured import measured
+from tracestyle.precision import THREADS_ENV, cpu_facts
+
+WORKERS = "grid_workers"      # the measurements' file in the cache folder
+WORKERS_ENV = "TRACESTYLE_WORKERS"
+PROBE_PROMPTS, PROBE_TOKENS = 16, 24
+GAIN = 1.1                    # side by side must beat one job on every core by this much to be chosen
+
+
+def _key(precision: str) -> str:
+    import torch
+
+    f = cpu_facts()
+    return "|".join([f["cpu"], ",".join(f["flags"]), f"cores={f['cores']}", f"torch={torch.__version__}", precision])
+
+
+def _batch(precision: str):
+    from tracestyle.distill.generation import Decoding, load_for_generation
+    from tracestyle.tasks.kg.questions import generate_kg_problems
+
+    model, tok = load_for_generation("smollm2-135m", None, "cpu", precision)
+    qs = [p["question"] for p in generate_kg_problems("devops", "eval", PROBE_PROMPTS, 3)]
+    return model, tok, qs, Decoding(PROBE_TOKENS)
+
+
+def _side_by_side(precision: str, barrier) -> dict:
+    """One worker of the probe: load, wait until every worker has loaded, generate at one thread."""
+    import torch
+
+    from tracestyle.distill.generation import Decoding, generate_batch
+
+    torch.set_num_threads(1)
+    model, tok, qs, dec = _batch(precision)
+    generate_batch(model, tok, qs[:2], Decoding(2))
+    barrier.wait()
+    t0 = time.time()
+    g = generate_batch(model, tok, qs, dec)
+    return {"tokens": sum(g["tokens"]), "start": t0, "end": time.time()}
+
+
+def _probe(precision: str, cores: int) -> dict:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from tracestyle.distill.generation import Decoding, generate_batch
+
+    model, tok, qs, dec = _batch(precision)
+    generate_batch(model, tok, qs[:2], Decoding(2))
+    g = generate_batch(model, tok, qs, dec)
+    together = sum(g["tokens"]) / max(g["seconds"], 1e-9)
+    del model
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(cores, mp_context=ctx) as pool:
+        barrier = manager.Barrier(cores)
+        runs = [f.result() for f in [pool.submit(_side_by_side, precision, barrier) for _ in range(cores)]]
+    span = max(r["end"] for r in runs) - min(r["start"] for r in runs)
+    apart = sum(r["tokens"] for r in runs) / max(span, 1e-9)
+    return {"tokens_per_s_one_job_all_threads": round(together, 1), "threads": torch.get_num_threads(),
+            "tokens_per_s_side_by_side": round(apart, 1), "jobs": cores, "probe_prompts": PROBE_PROMPTS,
+            "probe_tokens": PROBE_TOKENS}
+
+
+def choose_workers(requested: int | str, precision: str, device: str) -> tuple[int, dict]:
+    """(jobs at once, why): the requested number, else on a CPU with more than one core the measured faster of one
+    job on every core and one single-thread job per core; 1 on a GPU (one model per device)."""
+    cores = os.cpu_count() or 1
+    if requested == "auto" and os.environ.get(WORKERS_ENV):       # pins what auto means (the test suite: 1)
+        return int(os.environ[WORKERS_ENV]), {"chosen_by": WORKERS_ENV}
+    if requested != "auto":
+        return int(requested), {"chosen_by": "requested"}
+    if device not in ("auto", "cpu") or cores < 2 or _has_gpu():
+        return 1, {"chosen_by": "one job at a time on a GPU or a single core"}
+    got = measured(WORKERS, _key(precision), lambda: _probe(precision, cores))
+    n = cores if got["tokens_per_s_side_by_side"] > GAIN * got["tokens_per_s_one_job_all_threads"] else 1
+    return n, {"chosen_by": "measured", **got}
+
+
+def worker_reason(n: int, why: dict) -> str:
+    if why.get("chosen_by") != "measured":
+        return why.get("chosen_by", "")
+    return (f"measured here: {why['jobs']} single-thread jobs side by side {why['tokens_per_s_side_by_side']} "
+            f"tokens/s, one job on {why['threads']} threads {why['tokens_per_s_one_job_all_threads']}")
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    os.environ[THREADS_ENV] = str(n)
+    torch.set_num_threads(n)
+
+
+def run_side_by_side(jobs: list[dict], deps: list[int | None], fn, args: tuple, labels: list[str], workers: int,
+                     quiet: bool) -> list[dict]:
+    """fn(job, *args, queue=..., label=...) for every job, `workers` at a time in spawned processes of
+    cores // workers torch threads each, a job starting once the job it depends on (deps[i]: an index) has finished.
+    A failed job stops new starts; the running ones finish (their results are written), then its error is raised."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tracestyle.progress import Board
+
+    ctx = mp.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results: list = [None] * len(jobs)
+    with ctx.Manager() as manager, Board(manager.Queue(), quiet) as board, \
+            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_set_threads, initargs=(threads,)) as pool:
+        pending, running, done = list(range(len(jobs))), {}, set()
+        while pending or running:
+            for i in [i for i in pending if deps[i] is None or deps[i] in done][: workers - len(running)]:
+                board.start(labels[i])
+                running[pool.submit(fn, jobs[i], *args, queue=board.queue, label=labels[i])] = i
+                pending.remove(i)
+            if not running:
+                raise RuntimeError(f"grid jobs wait on jobs that never ran: {[labels[i] for i in pending]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                i = running.pop(f)
+                results[i] = f.result()       # a failure raises here; leaving the pool lets running jobs finish
+                board.finish(labels[i], skipped=bool(results[i].get("skipped")))
+                done.add(i)
+    return results
