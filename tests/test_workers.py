@@ -65,9 +65,11 @@ def test_grid_jobs_side_by_side(tmp_path):
 def test_workers_auto_is_measured_once_per_machine(tmp_path, monkeypatch):
     """The real probe: one evaluation batch of the bundled student on every core, then one single-thread copy per
     core side by side; the answer is kept, and a GPU or a pinned TRACESTYLE_WORKERS decides without it."""
+    import tracestyle.measured
     from tracestyle.ablations import workers
 
-    monkeypatch.setenv("TRACESTYLE_CACHE", str(tmp_path))
+    # a fresh measurements file; the suite's model cache stays (a fresh one would convert the bundled model again)
+    monkeypatch.setattr(tracestyle.measured, "path", lambda name: tmp_path / f"{name}.json")
     monkeypatch.delenv("TRACESTYLE_WORKERS", raising=False)
     monkeypatch.setattr(workers, "PROBE_PROMPTS", 4)
     monkeypatch.setattr(workers, "PROBE_TOKENS", 8)

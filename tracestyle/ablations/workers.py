@@ -37,8 +37,8 @@ def _batch(precision: str):
     return model, tok, qs, Decoding(PROBE_TOKENS)
 
 
-def _side_by_side(precision: str, barrier) -> dict:
-    """One worker of the probe: load, wait until every worker has loaded, generate at one thread."""
+def _side_by_side(precision: str, barrier) -> list[dict]:
+    """One worker of the probe: load, then ROUNDS times wait for every worker and generate at one thread."""
     import torch
 
     from tracestyle.distill.generation import Decoding, generate_batch
