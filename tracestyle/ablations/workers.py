@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from tracestyle.distill.sft_hf import pick_device
 from tracestyle.measured import measured
 from tracestyle.precision import THREADS_ENV, cpu_facts
 
@@ -90,7 +91,7 @@ def choose_workers(requested: int | str, precision: str, device: str) -> tuple[i
         return int(os.environ[WORKERS_ENV]), {"chosen_by": WORKERS_ENV}
     if requested != "auto":
         return int(requested), {"chosen_by": "requested"}
-    if device not in ("auto", "cpu") or cores < 2 or _has_gpu():
+    if pick_device(device) != "cpu" or cores < 2:
         return 1, {"chosen_by": "one job at a time on a GPU or a single core"}
     got = measured(WORKERS, _key(precision), lambda: _probe(precision, cores))
     n = cores if got["tokens_per_s_side_by_side"] > GAIN * got["tokens_per_s_one_job_all_threads"] else 1
@@ -102,12 +103,6 @@ def worker_reason(n: int, why: dict) -> str:
         return why.get("chosen_by", "")
     return (f"measured here: {why['jobs']} single-thread jobs side by side {why['tokens_per_s_side_by_side']} "
             f"tokens/s, one job on {why['threads']} threads {why['tokens_per_s_one_job_all_threads']}")
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def _worker_init(n: int) -> None:

@@ -134,9 +134,12 @@ def _workers(v: str) -> int | str:
     if v == "auto":
         return v
     try:
-        return int(v)
+        n = int(v)
     except ValueError:
-        raise InputError(f"--workers takes auto or a positive integer, got {v!r}", field="workers") from None
+        n = 0
+    if n < 1:
+        raise InputError(f"--workers takes auto or a positive integer, got {v!r}", field="workers")
+    return n
 
 
 def add_workers_arg(p) -> None:

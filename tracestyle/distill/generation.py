@@ -106,17 +106,10 @@ def _greedy_pruned(model, tok, enc, dec: Decoding, stop: list[int], stop_text: s
         for j, (i, t) in enumerate(zip(alive, nxt.tolist())):
             if how[i]:
                 continue
-            row = gen[i]
-            row.append(t)
-            if t in stops:
-                how[i] = "stop"
-            elif stop_text and stop_text in tok.decode(row[-12:]):
-                how[i] = "text"
-            elif watch is not None and watch.stuck(row):
-                how[i] = "loop"
-            elif len(row) >= dec.max_new_tokens:
-                how[i] = "limit"
-            else:
+            gen[i].append(t)
+            how[i] = ended(tok, gen[i], stops=stops, stop_text=stop_text, watch=watch,
+                           max_new_tokens=dec.max_new_tokens) or ""
+            if not how[i]:
                 keep.append(j)
         if not keep:
             break
