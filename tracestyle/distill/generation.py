@@ -101,7 +101,9 @@ def _greedy_pruned(model, tok, enc, dec: Decoding, stop: list[int], stop_text: s
     alive, gen, how = list(range(ids.shape[0])), [[] for _ in range(ids.shape[0])], [""] * ids.shape[0]
     nxt_pos = pos[:, -1:] + 1
     while True:
-        nxt = logits.argmax(-1)
+        # max's indices are argmax's (the first of tied maxima) at a quarter of the time: argmax over Gemma 3's
+        # 262k-word rows took 94 ms a step at 100 rows, one thread (AMX Xeon), max 32 ms
+        nxt = logits.max(-1).indices
         keep = []
         for j, (i, t) in enumerate(zip(alive, nxt.tolist())):
             if how[i]:

@@ -286,6 +286,13 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
         progress(0, total_steps)     # the bar's clock starts before the model loads, not after the first step
 
     model = build_model(cfg, device, init_adapter)
+    if cfg.dtype == "bfloat16" and device != "mps":      # every forward below runs under autocast()
+        # peft casts each LoRA input up to its float32 weights, which autocast casts straight back to bf16: two
+        # copies of the activations per adapted layer, both ways, that change no value (measured: the same losses
+        # to the last digit, a LoRA step 10% faster, SmolLM2-135M, 1 thread, AMX Xeon)
+        for m in model.modules():
+            if hasattr(m, "cast_input_dtype_enabled"):
+                m.cast_input_dtype_enabled = False
     if gpu_plan(cfg, device)[1]:   # activations recomputed in the backward pass: memory for time, on a GPU only
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
