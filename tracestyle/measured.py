@@ -11,11 +11,21 @@ from typing import Callable
 
 from tracestyle.jsonl import atomic_write_text
 from tracestyle.layout import cache_root
+from tracestyle.precision import cpu_facts
 
 
 def path(name: str) -> Path:
     """The file that keeps the measurements called `name` (TRACESTYLE_CACHE, else ~/.cache/tracestyle)."""
     return cache_root() / f"{name}.json"
+
+
+def machine_key(*parts) -> str:
+    """A measurement's key: the CPU's model, its bf16/AMX flags and torch's version, then what else the answer
+    depends on (cores or threads, student, precision, batch...)."""
+    import torch
+
+    f = cpu_facts()
+    return "|".join([f["cpu"], ",".join(f["flags"]), f"torch={torch.__version__}", *map(str, parts)])
 
 
 def _load(f: Path) -> dict:

@@ -13,8 +13,8 @@ import os
 import time
 
 from tracestyle.distill.sft_hf import pick_device
-from tracestyle.measured import measured
-from tracestyle.precision import THREADS_ENV, cpu_facts
+from tracestyle.measured import machine_key, measured
+from tracestyle.precision import THREADS_ENV
 
 WORKERS = "grid_workers"      # the measurements' file in the cache folder
 WORKERS_ENV = "TRACESTYLE_WORKERS"
@@ -22,34 +22,38 @@ PROBE_PROMPTS, PROBE_TOKENS, ROUNDS = 32, 32, 3
 GAIN = 1.05                   # side by side must beat one job on every core by this much to be chosen
 
 
-def _key(precision: str) -> str:
-    import torch
-
-    f = cpu_facts()
-    return "|".join([f["cpu"], ",".join(f["flags"]), f"cores={f['cores']}", f"torch={torch.__version__}", precision])
-
-
-def _batch(precision: str):
+def _batch(precision: str, prompts: int, tokens: int):
     from tracestyle.distill.generation import Decoding, load_for_generation
     from tracestyle.tasks.kg.questions import generate_kg_problems
 
     model, tok = load_for_generation("smollm2-135m", None, "cpu", precision)
-    qs = [p["question"] for p in generate_kg_problems("devops", "eval", PROBE_PROMPTS, 3)]
-    return model, tok, qs, Decoding(PROBE_TOKENS)
+    qs = [p["question"] for p in generate_kg_problems("devops", "eval", prompts, 3)]
+    return model, tok, qs, Decoding(tokens)
 
 
-def _side_by_side(precision: str, barrier) -> list[dict]:
-    """One worker of the probe: load, then ROUNDS times wait for every worker and generate at one thread."""
+_SHARED = None     # what a worker process got from its pool's initializer: the probe's barrier, a grid's queue
+
+
+def _share(obj) -> None:
+    # synchronisation objects reach spawned workers only at their start (a plain multiprocessing Queue or Barrier
+    # cannot be pickled into a task); a Manager would carry them instead, but outlives a grid killed with -9
+    global _SHARED
+    _SHARED = obj
+
+
+def _side_by_side(precision: str, prompts: int, tokens: int, rounds: int) -> list[dict]:
+    """One worker of the probe: load, then `rounds` times wait for every worker and generate at one thread.
+    The sizes come as arguments: a spawned worker imports this module afresh, without its caller's settings."""
     import torch
 
     from tracestyle.distill.generation import Decoding, generate_batch
 
     torch.set_num_threads(1)
-    model, tok, qs, dec = _batch(precision)
+    model, tok, qs, dec = _batch(precision, prompts, tokens)
     generate_batch(model, tok, qs[:2], Decoding(2))
     runs = []
-    for _ in range(ROUNDS):
-        barrier.wait()          # every worker starts each round together
+    for _ in range(rounds):
+        _SHARED.wait()          # every worker starts each round together
         t0 = time.time()
         g = generate_batch(model, tok, qs, dec)
         runs.append({"tokens": sum(g["tokens"]), "start": t0, "end": time.time()})
@@ -64,16 +68,16 @@ def _probe(precision: str, cores: int) -> dict:
 
     from tracestyle.distill.generation import Decoding, generate_batch
 
-    model, tok, qs, dec = _batch(precision)
+    sizes = (PROBE_PROMPTS, PROBE_TOKENS, ROUNDS)
+    model, tok, qs, dec = _batch(precision, PROBE_PROMPTS, PROBE_TOKENS)
     generate_batch(model, tok, qs[:2], Decoding(2))
     # the best of a few rounds each way: a round's rate varies by ~20% on these VMs, about the effect measured
     together = max(sum(g["tokens"]) / max(g["seconds"], 1e-9)
                    for g in [generate_batch(model, tok, qs, dec) for _ in range(ROUNDS)])
     del model
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(cores, mp_context=ctx) as pool:
-        barrier = manager.Barrier(cores)
-        workers = [f.result() for f in [pool.submit(_side_by_side, precision, barrier) for _ in range(cores)]]
+    with ProcessPoolExecutor(cores, mp_context=ctx, initializer=_share, initargs=(ctx.Barrier(cores),)) as pool:
+        workers = [f.result() for f in [pool.submit(_side_by_side, precision, *sizes) for _ in range(cores)]]
     apart = 0.0
     for rnd in zip(*workers):
         span = max(r["end"] for r in rnd) - min(r["start"] for r in rnd)
@@ -93,7 +97,7 @@ def choose_workers(requested: int | str, precision: str, device: str) -> tuple[i
         return int(requested), {"chosen_by": "requested"}
     if pick_device(device) != "cpu" or cores < 2:
         return 1, {"chosen_by": "one job at a time on a GPU or a single core"}
-    got = measured(WORKERS, _key(precision), lambda: _probe(precision, cores))
+    got = measured(WORKERS, machine_key(f"cores={cores}", precision), lambda: _probe(precision, cores))
     n = cores if got["tokens_per_s_side_by_side"] > GAIN * got["tokens_per_s_one_job_all_threads"] else 1
     return n, {"chosen_by": "measured", **got}
 
@@ -105,13 +109,15 @@ def worker_reason(n: int, why: dict) -> str:
             f"tokens/s, one job on {why['threads']} threads {why['tokens_per_s_one_job_all_threads']}")
 
 
-def _worker_init(n: int) -> None:
-    """A worker process: its share of the cores, and an end of its own when the grid's process is gone (kill -9
-    leaves workers behind; one still running a cell would race the resumed grid that redoes that cell)."""
+def _worker_init(n: int, queue) -> None:
+    """A worker process: its share of the cores, the line to the parent's progress display, and an end of its own
+    when the grid's process is gone (kill -9 leaves workers behind; one still running a cell would race the resumed
+    grid that redoes that cell)."""
     import threading
 
     import torch
 
+    _share(queue)
     os.environ[THREADS_ENV] = str(n)
     torch.set_num_threads(n)
     parent = os.getppid()
@@ -136,6 +142,10 @@ def work_left(costs: list[float], deps: list[int | None]) -> list[float]:
     return left
 
 
+def _in_worker(fn, job: dict, args: tuple, label: str):
+    return fn(job, *args, queue=_SHARED, label=label)
+
+
 def run_side_by_side(jobs: list[dict], deps: list[int | None], fn, args: tuple, labels: list[str], workers: int,
                      quiet: bool, priority: list[float] | None = None) -> list[dict]:
     """fn(job, *args, queue=..., label=...) for every job, `workers` at a time in spawned processes of
@@ -150,15 +160,16 @@ def run_side_by_side(jobs: list[dict], deps: list[int | None], fn, args: tuple, 
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     results: list = [None] * len(jobs)
-    with ctx.Manager() as manager, Board(manager.Queue(), quiet) as board, \
-            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+    queue = ctx.Queue()
+    with Board(queue, quiet) as board, \
+            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, queue)) as pool:
         pending, running, done = list(range(len(jobs))), {}, set()
         while pending or running:
             ready = [i for i in pending if deps[i] is None or deps[i] in done]
             ready.sort(key=lambda i: -priority[i] if priority else 0)
             for i in ready[: workers - len(running)]:
                 board.start(labels[i])
-                running[pool.submit(fn, jobs[i], *args, queue=board.queue, label=labels[i])] = i
+                running[pool.submit(_in_worker, fn, jobs[i], args, labels[i])] = i
                 pending.remove(i)
             if not running:
                 raise RuntimeError(f"grid jobs wait on jobs that never ran: {[labels[i] for i in pending]}")

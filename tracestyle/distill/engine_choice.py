@@ -18,8 +18,7 @@ from tracestyle.distill import engine_ct2
 from tracestyle.distill.eval_vllm import ROWS_PER_CALL, VLLMGenerator, vllm_available
 from tracestyle.distill.generation import Decoding, generate_batch, load_for_generation, trained_kind
 from tracestyle.distill.loops import LoopWatch
-from tracestyle.measured import measured
-from tracestyle.precision import cpu_facts
+from tracestyle.measured import machine_key, measured
 
 PROBE_TOKENS = 32
 # Below this many expected tokens (problems x max new tokens) no probe runs and transformers evaluates: a probe and
@@ -35,10 +34,8 @@ RATES = "engine_rates"      # the measurements' file in the cache folder
 def _key(student: str, precision: str, batch_size: int) -> str:
     import torch
 
-    f = cpu_facts()
-    ct2 = engine_ct2.version() or "-"
-    return "|".join([f["cpu"], ",".join(f["flags"]), f"threads={torch.get_num_threads()}", f"torch={torch.__version__}",
-                     f"ct2={ct2}", f"vllm={vllm_available() or '-'}", student, precision, f"batch={batch_size}"])
+    return machine_key(f"threads={torch.get_num_threads()}", f"ct2={engine_ct2.version() or '-'}",
+                       f"vllm={vllm_available() or '-'}", student, precision, f"batch={batch_size}")
 
 
 def candidates(precision: str) -> list[str]:

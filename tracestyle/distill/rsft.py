@@ -17,7 +17,7 @@ from tracestyle.distill.sft_hf import pick_device, train_hf
 from tracestyle.errors import InputError
 from tracestyle.jsonl import read_jsonl, strip_meta, write_jsonl
 from tracestyle.manifest import is_complete, stage_key, write_manifest
-from tracestyle.precision import resolve_precision
+from tracestyle.precision import resolve_precision, thread_budget
 from tracestyle.tasks import point_at, score, task_of
 
 
@@ -137,6 +137,7 @@ def run_rsft(problems_path: str | Path, cfg: TrainConfig, out_dir: str | Path, r
             for f in Path(adapter).glob(pattern):
                 shutil.copy2(f, out / f.name)
     counts = {"rounds": rounds, "history": history, "final_adapter": str(out) if adapter != init_adapter else None,
-              "pool_splits": dict(Counter(p.get("split") for p in problems)), "pool_difficulty": pool_report}
+              "pool_splits": dict(Counter(p.get("split") for p in problems)), "pool_difficulty": pool_report,
+              "threads": thread_budget()}
     write_manifest(out, "rsft", conf, inputs, counts, started=t0, extra={"eval_leak": bool(evals)})
     return {"skipped": False, **counts}

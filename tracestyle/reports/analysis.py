@@ -25,6 +25,15 @@ def _eval_rows(path: Path) -> list[dict] | None:
     return read_jsonl(p, allow_empty=True) if p.exists() and (path / "manifest.json").exists() else None
 
 
+def trained_threads(cell: Path) -> int | None:
+    """The thread count the cell's weights were trained at (its train, rsft or rl manifest), if it says."""
+    for m in sorted(cell.glob("*/manifest.json")):
+        man = json.loads(m.read_text())
+        if man.get("stage") in ("train", "rsft", "rl"):
+            return (man.get("counts") or {}).get("threads")
+    return None
+
+
 def collect(run: Path) -> dict:
     spec = json.loads((run / "spec.json").read_text())
     problems = {p["id"]: p for p in read_jsonl(run / "problems" / "eval.jsonl")}
@@ -39,6 +48,8 @@ def collect(run: Path) -> dict:
                     evals[(s, r, seed)] = rows
                     summaries[(s, r, seed)] = json.loads((d / "summary.json").read_text()) \
                         if (d / "summary.json").exists() else {}
+                    if r != "base":
+                        summaries[(s, r, seed)]["train_threads"] = trained_threads(d.parent)
     return {"spec": spec, "problems": problems, "evals": evals, "summaries": summaries}
 
 
@@ -58,7 +69,8 @@ def results_rows(data: dict) -> list[dict]:
         # what computed the cell: a comparison across precisions or engines is visible in the file itself
         row = {"student": s, "register": r, "seed": seed, "accuracy": round(acc, 4), "ci_low": round(lo, 4),
                "ci_high": round(hi, 4), "n": len(rows), "precision": sm.get("precision", "float32"),
-               "engine": sm.get("backend", "?")}
+               "engine": sm.get("backend", "?"), "train_threads": sm.get("train_threads"),
+               "eval_threads": sm.get("threads")}
         if any("path_valid" in x for x in rows):
             row["path_valid_rate"] = round(sum(bool(x.get("path_valid")) for x in rows) / max(1, len(rows)), 4)
         checked = [x for x in rows if (x.get("steps") or {}).get("checked")]

@@ -23,7 +23,8 @@ from tracestyle.reports.stats import bootstrap_ci
 from tracestyle.reports.validity import validity_tables
 from tracestyle.tasks import TASKS, get_task
 
-CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "precision", "engine", "path_valid_rate",
+CSV_FIELDS = ["student", "register", "seed", "accuracy", "ci_low", "ci_high", "n", "precision", "engine", "train_threads",
+              "eval_threads", "path_valid_rate",
               "steps_valid_rate", "right_answer_wrong_steps", "wrong_answer_valid_steps"]
 
 
@@ -230,6 +231,14 @@ def _header(run: Path, data: dict, students: list[dict]) -> list[str]:
     lines.append(f"Precision: {', '.join(precisions) or '-'}{where}; evaluation engine(s): {', '.join(engines) or '-'}."
                  + (" MIXED PRECISIONS: cells computed in different number formats are compared here."
                     if len(precisions) > 1 else ""))
+    said = {k: sorted({sm[k] for sm in data.get("summaries", {}).values() if sm.get(k) is not None})
+            for k in ("train_threads", "threads")}
+    if said["train_threads"] or said["threads"]:
+        lines.append(f"Threads per job: training {'/'.join(map(str, said['train_threads'])) or '-'}, evaluation "
+                     f"{'/'.join(map(str, said['threads'])) or '-'}."
+                     + (" MIXED THREAD COUNTS: bf16 rows and LoRA training round differently at another thread count "
+                        "(rerun with one --workers setting to compare like with like)."
+                        if any(len(v) > 1 for v in said.values()) else ""))
     lines.append("EVAL LEAK OVERRIDE used in: " + ", ".join(leaks) if leaks else "No eval-leak override was used.")
     return lines
 

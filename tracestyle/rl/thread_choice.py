@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import time
 
-from tracestyle.measured import measured
+from tracestyle.measured import machine_key, measured
 from tracestyle.precision import cpu_facts, thread_budget
 
 PROBE_TOKENS = 24
 THREADS = "rl_threads"      # the measurements' file in the cache folder
-
-
-def _key(student: str, precision: str, group: int) -> str:
-    import torch
-
-    f = cpu_facts()
-    return "|".join([f["cpu"], ",".join(f["flags"]), f"cores={f['cores']}", f"torch={torch.__version__}", student,
-                     precision, f"group={group}"])
 
 
 def _time_step(model, enc, group: int, precision: str) -> float:
@@ -47,7 +39,8 @@ def measure(model, tok, prompt: str, student: str, precision: str, group: int) -
     """Seconds of a probe step at each thread count tried ({"1": s, "2": s}); kept per machine
     (tracestyle/measured.py). The caller's RNG state is restored, so a run's samples do not depend on whether the
     probe ran."""
-    return measured(THREADS, _key(student, precision, group), lambda: _probe(model, tok, prompt, precision, group))
+    key = machine_key(f"cores={cpu_facts()['cores']}", student, precision, f"group={group}")
+    return measured(THREADS, key, lambda: _probe(model, tok, prompt, precision, group))
 
 
 def _probe(model, tok, prompt: str, precision: str, group: int) -> dict:
