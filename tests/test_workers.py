@@ -101,6 +101,7 @@ def test_workers_auto_is_measured_once_per_machine(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "PROBE_PROMPTS", 4)
     monkeypatch.setattr(workers, "PROBE_TOKENS", 8)
     monkeypatch.setattr(workers, "ROUNDS", 1)
+    monkeypatch.setattr(workers, "MIN_ROUNDS", 1)
     n, why = workers.choose_workers("auto", "float32", "auto")
     if (os.cpu_count() or 1) < 2:
         assert n == 1

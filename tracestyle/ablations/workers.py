@@ -18,8 +18,11 @@ from tracestyle.precision import THREADS_ENV
 
 WORKERS = "grid_workers"      # the measurements' file in the cache folder
 WORKERS_ENV = "TRACESTYLE_WORKERS"
-PROBE_PROMPTS, PROBE_TOKENS, ROUNDS = 32, 32, 3
+PROBE_PROMPTS, PROBE_TOKENS = 32, 32
 GAIN = 1.05                   # side by side must beat one job on every core by this much to be chosen
+# rounds each way: two, and a third while the ratio lies within CLEAR of GAIN (1.16 here: two rounds suffice; the
+# third cost 12 s of a fresh machine's quickstart)
+MIN_ROUNDS, ROUNDS, CLEAR = 2, 3, 1.1
 
 
 def _batch(precision: str, prompts: int, tokens: int):
@@ -41,26 +44,31 @@ def _share(obj) -> None:
     _SHARED = obj
 
 
-def _side_by_side(precision: str, prompts: int, tokens: int, rounds: int) -> list[dict]:
-    """One worker of the probe: load, then `rounds` times wait for every worker and generate at one thread.
-    The sizes come as arguments: a spawned worker imports this module afresh, without its caller's settings."""
+_PROBE = None      # a probe worker's model, tokenizer, prompts and decoding, loaded by its first round
+
+
+def _round_apart(precision: str, prompts: int, tokens: int) -> dict:
+    """One round of the probe in one worker at one thread: wait for every worker, then generate the batch. The sizes
+    come as arguments: a spawned worker imports this module afresh, without its caller's settings."""
+    global _PROBE
     import torch
 
     from tracestyle.distill.generation import Decoding, generate_batch
 
-    torch.set_num_threads(1)
-    model, tok, qs, dec = _batch(precision, prompts, tokens)
-    generate_batch(model, tok, qs[:2], Decoding(2))
-    runs = []
-    for _ in range(rounds):
-        _SHARED.wait()          # every worker starts each round together
-        t0 = time.time()
-        g = generate_batch(model, tok, qs, dec)
-        runs.append({"tokens": sum(g["tokens"]), "start": t0, "end": time.time()})
-    return runs
+    if _PROBE is None:
+        torch.set_num_threads(1)
+        _PROBE = _batch(precision, prompts, tokens)
+        generate_batch(_PROBE[0], _PROBE[1], _PROBE[2][:2], Decoding(2))
+    model, tok, qs, dec = _PROBE
+    _SHARED.wait()          # every worker starts each round together (each is held here, so each takes one task)
+    t0 = time.time()
+    g = generate_batch(model, tok, qs, dec)
+    return {"tokens": sum(g["tokens"]), "start": t0, "end": time.time()}
 
 
 def _probe(precision: str, cores: int) -> dict:
+    """The best of MIN_ROUNDS rounds each way (a round's rate varies by ~20% on these VMs, about the effect
+    measured), and up to ROUNDS while the ratio is within CLEAR of the GAIN threshold."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -68,23 +76,28 @@ def _probe(precision: str, cores: int) -> dict:
 
     from tracestyle.distill.generation import Decoding, generate_batch
 
-    sizes = (PROBE_PROMPTS, PROBE_TOKENS, ROUNDS)
     model, tok, qs, dec = _batch(precision, PROBE_PROMPTS, PROBE_TOKENS)
     generate_batch(model, tok, qs[:2], Decoding(2))
-    # the best of a few rounds each way: a round's rate varies by ~20% on these VMs, about the effect measured
-    together = max(sum(g["tokens"]) / max(g["seconds"], 1e-9)
-                   for g in [generate_batch(model, tok, qs, dec) for _ in range(ROUNDS)])
-    del model
+
+    def together() -> float:
+        g = generate_batch(model, tok, qs, dec)
+        return sum(g["tokens"]) / max(g["seconds"], 1e-9)
+
+    def apart(pool) -> float:
+        rnd = [f.result() for f in [pool.submit(_round_apart, precision, PROBE_PROMPTS, PROBE_TOKENS)
+                                    for _ in range(cores)]]
+        span = max(r["end"] for r in rnd) - min(r["start"] for r in rnd)
+        return sum(r["tokens"] for r in rnd) / max(span, 1e-9)
+
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(cores, mp_context=ctx, initializer=_share, initargs=(ctx.Barrier(cores),)) as pool:
-        workers = [f.result() for f in [pool.submit(_side_by_side, precision, *sizes) for _ in range(cores)]]
-    apart = 0.0
-    for rnd in zip(*workers):
-        span = max(r["end"] for r in rnd) - min(r["start"] for r in rnd)
-        apart = max(apart, sum(r["tokens"] for r in rnd) / max(span, 1e-9))
-    return {"tokens_per_s_one_job_all_threads": round(together, 1), "threads": torch.get_num_threads(),
-            "tokens_per_s_side_by_side": round(apart, 1), "jobs": cores, "probe_prompts": PROBE_PROMPTS,
-            "probe_tokens": PROBE_TOKENS, "rounds": ROUNDS}
+        one, side = [together() for _ in range(MIN_ROUNDS)], [apart(pool) for _ in range(MIN_ROUNDS)]
+        while len(one) < ROUNDS and GAIN / CLEAR < max(side) / max(one) < GAIN * CLEAR:
+            one.append(together())
+            side.append(apart(pool))
+    return {"tokens_per_s_one_job_all_threads": round(max(one), 1), "threads": torch.get_num_threads(),
+            "tokens_per_s_side_by_side": round(max(side), 1), "jobs": cores, "probe_prompts": PROBE_PROMPTS,
+            "probe_tokens": PROBE_TOKENS, "rounds": len(one)}
 
 
 def choose_workers(requested: int | str, precision: str, device: str) -> tuple[int, dict]:
