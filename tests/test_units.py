@@ -162,3 +162,23 @@ def test_progress_in_a_log_file_keeps_step_loss_and_eta():
     last = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()][-1]
     assert "[19/26] train gemma3-270m/normal/seed0  loss 0.250 eval 0.500" in last
     assert "22/22" in last and "ETA 0:00:00" in last and "…" not in last
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_greedy_pick_is_argmax_with_ties(dtype):
+    """The next token is read from max's indices (faster): it must be argmax's, the first of tied maxima, which
+    bf16 scores tie often enough to matter."""
+    import torch
+
+    from tracestyle.distill.generation import greedy_pick
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 5000, bias=False)
+    # every word's weights appear five times over: every row's best score is tied, across blocks of the vocabulary
+    head.weight.data = torch.randn(1000, 8).repeat(5, 1)
+    head = head.to(getattr(torch, dtype))
+    h = torch.randn(64, 8).to(getattr(torch, dtype))
+    scores = head(h)
+    ties = (scores == scores.max(-1, keepdim=True).values).sum(-1)
+    assert (ties > 1).all(), "every row has tied maxima"
+    assert torch.equal(greedy_pick(head, h), scores.argmax(-1))
