@@ -353,7 +353,7 @@ def train_hf(rows: list[dict], cfg: TrainConfig, out_dir: str | Path, *, init_ad
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return {"steps": total_steps, "examples": len(train_ex), "heldout": len(held), "seconds": round(elapsed, 2),
             "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1), "device": device, "precision": cfg.dtype,
-            "threads": torch.get_num_threads()}
+            "threads": thread_budget()}
 
 
 def trim_metrics(path: Path, step: int) -> None:
